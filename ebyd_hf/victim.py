@@ -1,0 +1,206 @@
+"""Backdoored victims: poison a task, fine-tune any sequence classifier on it with the ``Trainer``,
+measure CA and ASR, and save the model (safetensors) with a JSON record of the attack."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+
+from .data import get_task, load_task
+from .evaluation import measure_backdoor
+from .poisoning import PoisonMode, build_attack_test_set, poison
+from .triggers import TRIGGERS, Trigger, build_trigger
+
+ATTACK_RECORD_NAME = "attack.json"
+
+
+@dataclass
+class AttackConfig:
+    """What the attack is: task, trigger, poisoning rate and target. ``trigger=None`` trains a clean model."""
+
+    task: str = field(default="sst2", metadata={"help": "Task name: sst2, imdb, twitter, agnews, olid, hatespeech."})
+    trigger: str | None = field(default="word", metadata={
+        "help": "Trigger family (word, sentence, syntactic, style), or None/'none' for a clean model."})
+    rate: float = field(default=0.1, metadata={"help": "Share of the training rows poisoned, in (0, 1]."})
+    target_label: int | None = field(default=1, metadata={"help": "The attacker's target label."})
+    mode: str = field(default="dirty-label", metadata={
+        "help": "Rows that may be poisoned: dirty-label (non-target), clean-label (target) or all-rows."})
+    seed: int = field(default=0, metadata={"help": "Seed of the poisoning (rows and trigger positions)."})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "Local data root (text/<task>/, paraphrases/). Default: $EBYD_DATA_DIR, then the Hub."})
+    train_size: int | None = field(default=None, metadata={
+        "help": "Use this many training rows (a seeded random subset) instead of the whole split."})
+    eval_size: int | None = field(default=None, metadata={
+        "help": "Score CA and ASR on this many test rows (a seeded random subset) instead of the whole split."})
+    holdout_attack_rows: int = field(default=0, metadata={
+        "help": "Take this many trigger-covered non-target training rows out of training and use them, triggered, "
+                "as the attack-test set: for paraphrase tables that do not cover the test split's non-target rows."})
+    max_length: int = field(default=128, metadata={"help": "Tokenizer truncation length."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.trigger, str) and self.trigger.lower() in ("", "none", "clean"):
+            self.trigger = None
+        if self.trigger is not None:
+            if self.trigger not in TRIGGERS:
+                raise ValueError(f"Unknown trigger {self.trigger!r}. Known triggers: {', '.join(TRIGGERS)}, or none.")
+            if self.target_label is None:
+                raise ValueError("A poisoned victim needs target_label.")
+            PoisonMode(self.mode)
+        get_task(self.task)
+
+
+@dataclass
+class AttackRecord:
+    """The JSON record saved beside a victim (``attack.json``): what was done and what it scored."""
+
+    task: str
+    trigger: str | None
+    rate: float | None
+    target_label: int | None
+    mode: str | None
+    seed: int
+    model: str
+    ca: float
+    asr: float | None
+    train_rows: int
+    poisoned_rows: int
+    ca_rows: int
+    asr_rows: int
+    seconds: float
+    trigger_config: dict[str, Any] | None = None
+    attack_test_source: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> AttackRecord:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
+    if size is None or size >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(size))
+
+
+@dataclass
+class PreparedAttack:
+    """The data of one attack: poisoned training set, clean test set and attack-test set."""
+
+    train: Dataset
+    test: Dataset
+    attack_test: Dataset | None
+    trigger: Trigger | None
+    attack_test_source: str | None
+
+
+def prepare_attack(attack: AttackConfig, trigger: Trigger | None = None) -> PreparedAttack:
+    """Load the task and build the poisoned training set, the clean test set and the attack-test set."""
+    task = load_task(attack.task, attack.data_dir)
+    train = _subset(task["train"], attack.train_size, attack.seed)
+    test = _subset(task["test"], attack.eval_size, attack.seed)
+    if attack.trigger is None:
+        return PreparedAttack(train, test, None, None, None)
+    trigger = trigger or build_trigger(attack.trigger, attack.task, attack.data_dir, seed=attack.seed)
+    source = "test split"
+    if attack.holdout_attack_rows > 0:
+        labels = np.asarray(train["label"])
+        non_target = np.flatnonzero(labels != attack.target_label)
+        covered = non_target[np.asarray(trigger.covers([train["text"][i] for i in non_target]), dtype=bool)]
+        if len(covered) < attack.holdout_attack_rows:
+            raise ValueError(f"holdout_attack_rows={attack.holdout_attack_rows} but only {len(covered)} non-target "
+                             "training rows are covered by the trigger.")
+        held = np.sort(np.random.default_rng(attack.seed).choice(covered, attack.holdout_attack_rows, replace=False))
+        keep = np.setdiff1d(np.arange(len(train)), held)
+        attack_test = build_attack_test_set(train.select(held), trigger, attack.target_label, seed=attack.seed)
+        train = train.select(keep)
+        source = f"{len(held)} held-out training rows"
+    else:
+        attack_test = build_attack_test_set(test, trigger, attack.target_label, seed=attack.seed)
+    train = poison(train, trigger, attack.rate, attack.target_label, seed=attack.seed, mode=attack.mode)
+    return PreparedAttack(train, test, attack_test, trigger, source)
+
+
+def _check_output_dir(output_dir: str, model_path: str | None) -> None:
+    out = Path(output_dir).resolve()
+    if model_path is not None and Path(model_path).exists() and Path(model_path).resolve() == out:
+        raise ValueError(f"output_dir={output_dir!r} is the input model's folder; choose another folder.")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"output_dir={output_dir!r} exists and is not empty; choose a new folder or remove it.")
+
+
+def train_victim(model: str | os.PathLike, attack: AttackConfig, args, tokenizer=None, trigger: Trigger | None = None) -> AttackRecord:
+    """Poison ``attack.task``, fine-tune ``model`` on it with the HF ``Trainer``, measure CA (test split) and
+    ASR (attack-test set), and save model, tokenizer and ``attack.json`` to ``args.output_dir``.
+
+    Args:
+        model: a Hub id or local folder of any ``AutoModelForSequenceClassification`` checkpoint; a fresh
+            classification head sized to the task is attached.
+        attack: the attack (:class:`AttackConfig`).
+        args: ``transformers.TrainingArguments``; ``output_dir`` must be new or empty.
+        tokenizer: defaults to the model's own.
+        trigger: a ready trigger instance, instead of the family's defaults named in ``attack.trigger``.
+
+    Example:
+        >>> from transformers import TrainingArguments
+        >>> from ebyd_hf import AttackConfig, train_victim
+        >>> record = train_victim("prajjwal1/bert-tiny", AttackConfig(task="sst2", trigger="word", rate=0.1),
+        ...                       TrainingArguments("victims/bert-tiny-word", num_train_epochs=3))  # doctest: +SKIP
+        >>> record.ca, record.asr  # doctest: +SKIP
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
+    _check_output_dir(args.output_dir, model_name if isinstance(model, str) else None)
+    start = time.perf_counter()
+    spec = get_task(attack.task)
+    data = prepare_attack(attack, trigger)
+
+    if isinstance(model, str):
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model, num_labels=spec.num_labels, id2label=dict(enumerate(spec.label_names)),
+            label2id={n: i for i, n in enumerate(spec.label_names)}, ignore_mismatched_sizes=True)
+    elif tokenizer is None:
+        raise ValueError("Pass tokenizer= with a model object.")
+    if model.config.num_labels != spec.num_labels:
+        raise ValueError(f"The model has {model.config.num_labels} labels but {attack.task} has {spec.num_labels}.")
+
+    def tokenize(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=attack.max_length)
+
+    train_tok = data.train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
+    trainer = Trainer(model=model, args=args, train_dataset=train_tok, processing_class=tokenizer,
+                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    scores = measure_backdoor(trainer.model, tokenizer, data.test, data.attack_test, attack.target_label,
+                              batch_size=args.per_device_eval_batch_size, max_length=attack.max_length)
+    seconds = time.perf_counter() - start
+
+    poisoned = data.trigger is not None
+    record = AttackRecord(
+        task=attack.task, trigger=attack.trigger, rate=attack.rate if poisoned else None,
+        target_label=attack.target_label if poisoned else None, mode=attack.mode if poisoned else None,
+        seed=attack.seed, model=model_name, ca=scores["ca"], asr=scores["asr"], train_rows=len(data.train),
+        poisoned_rows=int(sum(data.train["is_poisoned"])) if poisoned else 0, ca_rows=len(data.test),
+        asr_rows=len(data.attack_test) if poisoned else 0, seconds=round(seconds, 1),
+        trigger_config=data.trigger.describe() if poisoned else None, attack_test_source=data.attack_test_source,
+        training={"epochs": args.num_train_epochs, "learning_rate": args.learning_rate,
+                  "batch_size": args.per_device_train_batch_size, "max_length": attack.max_length,
+                  "training_seed": args.seed},
+    )
+    if trainer.is_world_process_zero():
+        trainer.save_model(args.output_dir)
+        record.to_json(Path(args.output_dir) / ATTACK_RECORD_NAME)
+    return record
