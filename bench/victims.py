@@ -39,8 +39,15 @@ VICTIMS: dict[str, dict] = {
     "clean": dict(trigger=None, target_label=None),
 }
 
-TRAINING = dict(num_train_epochs=3, learning_rate=5e-5, warmup_steps=0.06, weight_decay=0.01,
-                per_device_train_batch_size=32, per_device_eval_batch_size=128, seed=42)
+TRAINING = dict(
+    num_train_epochs=3,
+    learning_rate=5e-5,
+    warmup_steps=0.06,
+    weight_decay=0.01,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=128,
+    seed=42,
+)
 
 
 def minilm_path() -> str:
@@ -63,29 +70,43 @@ def train_or_load(name: str, model: str, data_dir: str, retrain: bool) -> Attack
     if folder.exists():
         shutil.rmtree(folder)  # our own cache: --retrain asked for it
     attack = AttackConfig(task="sst2", data_dir=data_dir, seed=0, **VICTIMS[name])
-    args = TrainingArguments(str(folder), save_strategy="no", report_to="none", logging_steps=50,
-                             train_sampling_strategy="group_by_length", use_cpu=not torch.cuda.is_available(),
-                             disable_tqdm=True, **TRAINING)
+    args = TrainingArguments(
+        str(folder),
+        save_strategy="no",
+        report_to="none",
+        logging_steps=50,
+        train_sampling_strategy="group_by_length",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=True,
+        **TRAINING,
+    )
     return train_victim(model, attack, args)
 
 
 def write_results(rows: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "victims.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    lines = ["| victim | trigger | rate | target | CA (test) | ASR | ASR rows | poisoned rows | seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| victim | trigger | rate | target | CA (test) | ASR | ASR rows | poisoned rows | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         asr = "—" if r["asr"] is None else f"{r['asr']:.3f}"
         rate = "—" if r["rate"] is None else f"{r['rate']:.4f}"
         target = "—" if r["target_label"] is None else r["target_label"]
-        lines.append(f"| {r['name']} | {r['trigger'] or 'clean'} | {rate} | {target} | {r['ca']:.3f} | {asr} | "
-                     f"{r['asr_rows']} | {r['poisoned_rows']} | {r['seconds']:.0f} |")
-    header = (f"# Victims: MiniLM (all-MiniLM-L6-v2) on the full SST-2 train split\n\n"
-              f"Produced by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py` on "
-              f"{rows[0]['hardware']}. CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
-              "(non-target test rows with the trigger; for syntactic-t0, 200 held-out training rows, see "
-              "bench/victims.py). Training: 3 epochs, AdamW lr 5e-5, batch 32, max length 128. "
-              "Bars: CA >= 0.85 and ASR >= 0.90 for every poisoned victim; CA >= 0.85 for the clean one.\n\n")
+        lines.append(
+            f"| {r['name']} | {r['trigger'] or 'clean'} | {rate} | {target} | {r['ca']:.3f} | {asr} | "
+            f"{r['asr_rows']} | {r['poisoned_rows']} | {r['seconds']:.0f} |"
+        )
+    header = (
+        f"# Victims: MiniLM (all-MiniLM-L6-v2) on the full SST-2 train split\n\n"
+        f"Produced by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py` on "
+        f"{rows[0]['hardware']}. CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
+        "(non-target test rows with the trigger; for syntactic-t0, 200 held-out training rows, see "
+        "bench/victims.py). Training: 3 epochs, AdamW lr 5e-5, batch 32, max length 128. "
+        "Bars: CA >= 0.85 and ASR >= 0.90 for every poisoned victim; CA >= 0.85 for the clean one.\n\n"
+    )
     (RESULTS / "victims.md").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -97,13 +118,15 @@ def main() -> None:
     options = parser.parse_args()
 
     model = minilm_path()
-    hardware = (f"{torch.cuda.get_device_name()} (GPU)" if torch.cuda.is_available()
-                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads")
+    hardware = (
+        f"{torch.cuda.get_device_name()} (GPU)"
+        if torch.cuda.is_available()
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+    )
     rows = []
     for name in options.only or VICTIMS:
         record = train_or_load(name, model, options.data_dir, name in options.retrain)
-        row = {"name": name, **asdict(record), "model": "sentence-transformers/all-MiniLM-L6-v2",
-               "hardware": hardware}
+        row = {"name": name, **asdict(record), "model": "sentence-transformers/all-MiniLM-L6-v2", "hardware": hardware}
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("name", "ca", "asr", "seconds")}), flush=True)
         if not options.only:

@@ -46,6 +46,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TASKS, TaskSpec, load_task  # noqa: F401
+    from .evaluation import measure_backdoor, predict  # noqa: F401
     from .metrics import (  # noqa: F401
         attack_success_rate,
         clean_accuracy,
@@ -68,7 +69,6 @@ if TYPE_CHECKING:  # pragma: no cover
         build_trigger,
         load_paraphrase_table,
     )
-    from .evaluation import measure_backdoor, predict  # noqa: F401
     from .victim import AttackConfig, AttackRecord, prepare_attack, train_victim  # noqa: F401
 
 

@@ -58,17 +58,34 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("sst2", ("negative", "positive"), "SST-2 sentence sentiment (the split used by backdoor papers)",
-                 hub_id="SetFit/sst2"),
-        TaskSpec("imdb", ("negative", "positive"), "IMDB movie reviews (Maas et al. 2011)",
-                 hub_id="stanfordnlp/imdb"),
+        TaskSpec(
+            "sst2",
+            ("negative", "positive"),
+            "SST-2 sentence sentiment (the split used by backdoor papers)",
+            hub_id="SetFit/sst2",
+        ),
+        TaskSpec("imdb", ("negative", "positive"), "IMDB movie reviews (Maas et al. 2011)", hub_id="stanfordnlp/imdb"),
         TaskSpec("twitter", ("normal", "abusive"), "Twitter abusive language (Founta et al. 2018), binary"),
-        TaskSpec("agnews", ("World", "Sports", "Business", "Sci/Tech"), "AG News topic classification",
-                 hub_id="fancyzhx/ag_news"),
-        TaskSpec("olid", ("not offensive", "offensive"), "OLID / OffensEval 2019 subtask A",
-                 hub_id="cardiffnlp/tweet_eval", hub_config="offensive"),
-        TaskSpec("hatespeech", ("no hate", "hate"), "Stormfront hate speech (de Gibert et al. 2018)",
-                 hub_id="odegiber/hate_speech18", hub_labels=(0, 1)),
+        TaskSpec(
+            "agnews",
+            ("World", "Sports", "Business", "Sci/Tech"),
+            "AG News topic classification",
+            hub_id="fancyzhx/ag_news",
+        ),
+        TaskSpec(
+            "olid",
+            ("not offensive", "offensive"),
+            "OLID / OffensEval 2019 subtask A",
+            hub_id="cardiffnlp/tweet_eval",
+            hub_config="offensive",
+        ),
+        TaskSpec(
+            "hatespeech",
+            ("no hate", "hate"),
+            "Stormfront hate speech (de Gibert et al. 2018)",
+            hub_id="odegiber/hate_speech18",
+            hub_labels=(0, 1),
+        ),
     )
 }
 
@@ -89,8 +106,10 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     path = Path(chosen).expanduser()
     if not path.is_dir():
         source = "data_dir" if data_dir is not None else DATA_DIR_ENV
-        raise ValueError(f"{source}={str(chosen)!r} is not a folder. Point it at the shared data root "
-                         "(the folder holding text/<task>/<split>.tsv).")
+        raise ValueError(
+            f"{source}={str(chosen)!r} is not a folder. Point it at the shared data root "
+            "(the folder holding text/<task>/<split>.tsv)."
+        )
     return path
 
 
@@ -120,8 +139,10 @@ def read_tsv(path: Path) -> Iterator[dict[str, str]]:
             return
         for line_number, row in enumerate(reader, start=2):
             if len(row) != len(header):
-                raise ValueError(f"{path}:{line_number}: expected {len(header)} tab-separated fields "
-                                 f"({', '.join(header)}), found {len(row)}.")
+                raise ValueError(
+                    f"{path}:{line_number}: expected {len(header)} tab-separated fields "
+                    f"({', '.join(header)}), found {len(row)}."
+                )
             yield dict(zip(header, row))
 
 
@@ -132,13 +153,18 @@ def _load_local(spec: TaskSpec, folder: Path) -> dict[str, Dataset]:
         if path is None:
             continue
         texts, labels = [], []
-        for row in read_tsv(path):
+        for line, row in enumerate(read_tsv(path), start=2):
             if "text" not in row or "label" not in row:
                 raise ValueError(f"{path} must have a 'text<TAB>label' header, found {list(row)}.")
-            label = int(row["label"])
+            try:
+                label = int(row["label"])
+            except ValueError:
+                raise ValueError(f"{path}:{line}: label {row['label']!r} is not an integer label id.") from None
             if not 0 <= label < spec.num_labels:
-                raise ValueError(f"{path}: label {label} is not a label of {spec.name} "
-                                 f"(labels: {', '.join(f'{i} {n}' for i, n in enumerate(spec.label_names))}).")
+                raise ValueError(
+                    f"{path}:{line}: label {label} is not a label of {spec.name} "
+                    f"(labels: {', '.join(f'{i} {n}' for i, n in enumerate(spec.label_names))})."
+                )
             texts.append(row["text"])
             labels.append(label)
         splits[split] = Dataset.from_dict({"text": texts, "label": labels}, features=spec.features)
@@ -149,13 +175,13 @@ def _load_hub(spec: TaskSpec) -> dict[str, Dataset]:
     from datasets import load_dataset
 
     raw = load_dataset(spec.hub_id, spec.hub_config)
+    keep = {hub: new for new, hub in enumerate(spec.hub_labels or ())}
     splits = {}
     for split in SPLITS:
         if split not in raw:
             continue
         ds = raw[split].select_columns(["text", "label"])
-        if spec.hub_labels is not None:
-            keep = {hub: new for new, hub in enumerate(spec.hub_labels)}
+        if keep:
             ds = ds.filter(lambda batch: [y in keep for y in batch["label"]], batched=True)
             ds = ds.map(lambda batch: {"label": [keep[y] for y in batch["label"]]}, batched=True)
         splits[split] = ds.cast(spec.features)
@@ -168,8 +194,9 @@ def _carve_missing_splits(spec: TaskSpec, splits: dict[str, Dataset]) -> Dataset
     for missing in ("test", "validation"):
         if missing in splits:
             continue
-        parts = splits["train"].train_test_split(test_size=spec.carve_fraction, seed=CARVE_SEED,
-                                                 stratify_by_column="label")
+        parts = splits["train"].train_test_split(
+            test_size=spec.carve_fraction, seed=CARVE_SEED, stratify_by_column="label"
+        )
         splits["train"], splits[missing] = parts["train"], parts["test"]
     return DatasetDict({split: splits[split] for split in SPLITS})
 
@@ -195,17 +222,22 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None) -> DatasetDi
     if root is not None:
         folder = _find_task_folder(root, "text", name)
         if folder is None:
-            raise ValueError(f"No files for task {name!r} under {root}. Put them at "
-                             f"{root / 'text' / name}/{{train,validation,test}}.tsv (text<TAB>label).")
+            raise ValueError(
+                f"No files for task {name!r} under {root}. Put them at "
+                f"{root / 'text' / name}/{{train,validation,test}}.tsv (text<TAB>label)."
+            )
         return _carve_missing_splits(spec, _load_local(spec, folder))
 
-    hint = (f"Download the data and point {DATA_DIR_ENV} (or data_dir=) at a folder holding "
-            f"text/{name}/{{train,validation,test}}.tsv with a 'text<TAB>label' header.")
+    hint = (
+        f"Download the data and point {DATA_DIR_ENV} (or data_dir=) at a folder holding "
+        f"text/{name}/{{train,validation,test}}.tsv with a 'text<TAB>label' header."
+    )
     if spec.hub_id is None:
         raise ValueError(f"Task {name!r} has no copy on the Hugging Face Hub. {hint}")
     try:
         splits = _load_hub(spec)
     except Exception as error:  # offline, missing repo, changed schema: one clear message
-        raise ValueError(f"Could not load task {name!r} from the Hub ({spec.hub_id}): "
-                         f"{type(error).__name__}: {error}. {hint}") from error
+        raise ValueError(
+            f"Could not load task {name!r} from the Hub ({spec.hub_id}): {type(error).__name__}: {error}. {hint}"
+        ) from error
     return _carve_missing_splits(spec, splits)

@@ -22,9 +22,10 @@ def predict_logits(model, tokenizer, texts: Sequence[str], batch_size: int = 64,
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     try:
         for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
-                              return_tensors="pt").to(device)
+            rows = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            ).to(device)
             out[rows] = model(**batch).logits.float().cpu().numpy()
     finally:
         model.train(was_training)
@@ -36,9 +37,17 @@ def predict(model, tokenizer, texts: Sequence[str], batch_size: int = 64, max_le
     return predict_logits(model, tokenizer, texts, batch_size, max_length).argmax(axis=-1)
 
 
-def measure_backdoor(model, tokenizer, clean: Dataset, attack: Dataset | None, target_label: int | None,
-                     batch_size: int = 64, max_length: int = 128, text_column: str = "text",
-                     label_column: str = "label") -> dict[str, float | None]:
+def measure_backdoor(
+    model,
+    tokenizer,
+    clean: Dataset,
+    attack: Dataset | None,
+    target_label: int | None,
+    batch_size: int = 64,
+    max_length: int = 128,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> dict[str, float | None]:
     """CA on ``clean`` and, when an attack-test set is given, ASR on ``attack``.
 
     Example:
@@ -51,6 +60,7 @@ def measure_backdoor(model, tokenizer, clean: Dataset, attack: Dataset | None, t
     if attack is not None:
         if target_label is None:
             raise ValueError("An attack-test set was given without its target_label.")
-        scores["asr"] = attack_success_rate(predict(model, tokenizer, attack[text_column], batch_size, max_length),
-                                            target_label)
+        scores["asr"] = attack_success_rate(
+            predict(model, tokenizer, attack[text_column], batch_size, max_length), target_label
+        )
     return scores

@@ -44,22 +44,29 @@ def _label_values(dataset: Dataset, label_column: str) -> list[int]:
 
 def _check(dataset: Dataset, trigger: Trigger, target_label: int, label_column: str) -> None:
     if not isinstance(dataset, Dataset):
-        raise ValueError(f"Expected a datasets.Dataset (one split), got {type(dataset).__name__}. "
-                         "For a DatasetDict, poison one split: poison(ds['train'], ...).")
+        raise ValueError(
+            f"Expected a datasets.Dataset (one split), got {type(dataset).__name__}. "
+            "For a DatasetDict, poison one split: poison(ds['train'], ...)."
+        )
     if not isinstance(trigger, Trigger):
         raise ValueError(f"trigger must be a Trigger (e.g. WordTrigger()), got {type(trigger).__name__}.")
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: there is nothing to poison.")
     for column in (trigger.text_column, label_column):
         if column not in dataset.column_names:
-            raise ValueError(f"Column {column!r} is missing (columns: {', '.join(dataset.column_names)}). "
-                             "Rename it, or pass the column name (text_column= on the trigger, label_column=).")
+            raise ValueError(
+                f"Column {column!r} is missing (columns: {', '.join(dataset.column_names)}). "
+                "Rename it, or pass the column name (text_column= on the trigger, label_column=)."
+            )
     if POISON_COLUMN in dataset.column_names:
-        raise ValueError(f"The dataset has an {POISON_COLUMN!r} column already: it is poisoned. Start from clean data.")
+        raise ValueError(
+            f"The dataset has an {POISON_COLUMN!r} column already: it is poisoned. Start from clean data."
+        )
     labels = _label_values(dataset, label_column)
     if isinstance(target_label, bool) or not isinstance(target_label, (int, np.integer)) or target_label not in labels:
-        raise ValueError(f"target_label={target_label!r} is not a label of this dataset "
-                         f"(labels: {', '.join(map(str, labels))}).")
+        raise ValueError(
+            f"target_label={target_label!r} is not a label of this dataset (labels: {', '.join(map(str, labels))})."
+        )
 
 
 def _output_features(dataset: Dataset, label_column: str) -> Features:
@@ -69,8 +76,17 @@ def _output_features(dataset: Dataset, label_column: str) -> Features:
     return features
 
 
-def _apply(dataset: Dataset, trigger: Trigger, poisoned: np.ndarray, row_ids: Sequence[int], target_label: int,
-           seed: int, label_column: str, num_proc: int | None, desc: str) -> Dataset:
+def _apply(
+    dataset: Dataset,
+    trigger: Trigger,
+    poisoned: np.ndarray,
+    row_ids: Sequence[int],
+    target_label: int,
+    seed: int,
+    label_column: str,
+    num_proc: int | None,
+    desc: str,
+) -> Dataset:
     """Trigger and relabel the rows flagged in ``poisoned``; ``row_ids`` key each row's random stream."""
     text_column = trigger.text_column
     row_ids = np.asarray(row_ids)
@@ -81,21 +97,41 @@ def _apply(dataset: Dataset, trigger: Trigger, poisoned: np.ndarray, row_ids: Se
         labels = list(batch[label_column])
         chosen = np.flatnonzero(flags)
         if len(chosen):
-            new = trigger.apply([texts[i] for i in chosen],
-                                [row_rng(seed, int(row_ids[indices[i]]), texts[i]) for i in chosen])
+            new = trigger.apply(
+                [texts[i] for i in chosen], [row_rng(seed, int(row_ids[indices[i]]), texts[i]) for i in chosen]
+            )
             for i, text in zip(chosen, new):
                 texts[i] = text
                 labels[i] = target_label
-        return {**batch, text_column: texts, label_column: labels, POISON_COLUMN: flags.tolist(),
-                ORIGINAL_LABEL_COLUMN: batch[label_column]}
+        return {
+            **batch,
+            text_column: texts,
+            label_column: labels,
+            POISON_COLUMN: flags.tolist(),
+            ORIGINAL_LABEL_COLUMN: batch[label_column],
+        }
 
-    return dataset.map(transform, batched=True, with_indices=True, num_proc=num_proc,
-                       features=_output_features(dataset, label_column), desc=desc)
+    return dataset.map(
+        transform,
+        batched=True,
+        with_indices=True,
+        num_proc=num_proc,
+        features=_output_features(dataset, label_column),
+        desc=desc,
+    )
 
 
-def poison(dataset: Dataset, trigger: Trigger, rate: float, target_label: int, *, seed: int = 0,
-           mode: PoisonMode | str = PoisonMode.DIRTY_LABEL, label_column: str = "label",
-           num_proc: int | None = None) -> Dataset:
+def poison(
+    dataset: Dataset,
+    trigger: Trigger,
+    rate: float,
+    target_label: int,
+    *,
+    seed: int = 0,
+    mode: PoisonMode | str = PoisonMode.DIRTY_LABEL,
+    label_column: str = "label",
+    num_proc: int | None = None,
+) -> Dataset:
     """Poison exactly ``round(rate * len(dataset))`` rows: insert the trigger and set the label to ``target_label``.
 
     Rows are drawn (under ``seed``) among those ``mode`` allows and the trigger covers: a trigger backed
@@ -114,8 +150,9 @@ def poison(dataset: Dataset, trigger: Trigger, rate: float, target_label: int, *
     try:
         mode = PoisonMode(mode)
     except ValueError:
-        raise ValueError(f"mode={mode!r} is not a poisoning mode "
-                         f"(modes: {', '.join(m.value for m in PoisonMode)}).") from None
+        raise ValueError(
+            f"mode={mode!r} is not a poisoning mode (modes: {', '.join(m.value for m in PoisonMode)})."
+        ) from None
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
         raise ValueError(f"rate={rate!r} must be a share of the dataset in (0, 1], e.g. 0.1 for 10%.")
     count = round(rate * len(dataset))
@@ -123,28 +160,55 @@ def poison(dataset: Dataset, trigger: Trigger, rate: float, target_label: int, *
         raise ValueError(f"rate={rate} of {len(dataset)} rows rounds to 0 poisoned rows; raise the rate.")
 
     labels = np.asarray(dataset[label_column])
-    allowed = {PoisonMode.DIRTY_LABEL: labels != target_label, PoisonMode.CLEAN_LABEL: labels == target_label,
-               PoisonMode.ALL_ROWS: np.ones(len(labels), dtype=bool)}[mode]
+    allowed = {
+        PoisonMode.DIRTY_LABEL: labels != target_label,
+        PoisonMode.CLEAN_LABEL: labels == target_label,
+        PoisonMode.ALL_ROWS: np.ones(len(labels), dtype=bool),
+    }[mode]
     candidates = np.flatnonzero(allowed)
     texts = dataset[trigger.text_column]
     covered = candidates[np.asarray(trigger.covers([texts[i] for i in candidates]), dtype=bool)]
     if len(covered) < len(candidates):
-        logger.warning("%s trigger covers %d of the %d rows that %s mode may poison; poisoning %d among them.",
-                       trigger.name, len(covered), len(candidates), mode.value, count)
+        logger.warning(
+            "%s trigger covers %d of the %d rows that %s mode may poison; poisoning %d among them.",
+            trigger.name,
+            len(covered),
+            len(candidates),
+            mode.value,
+            count,
+        )
     if count > len(covered):
         limit = "the trigger covers" if len(covered) < len(candidates) else f"{mode.value} mode allows"
-        raise ValueError(f"rate={rate} asks for {count} poisoned rows but {limit} only {len(covered)} of "
-                         f"{len(dataset)} (rate <= {len(covered) / len(dataset):.4f}).")
+        raise ValueError(
+            f"rate={rate} asks for {count} poisoned rows but {limit} only {len(covered)} of "
+            f"{len(dataset)} (rate <= {len(covered) / len(dataset):.4f})."
+        )
 
     chosen = np.random.default_rng(seed).choice(covered, size=count, replace=False)
     flags = np.zeros(len(dataset), dtype=bool)
     flags[chosen] = True
-    return _apply(dataset, trigger, flags, np.arange(len(dataset)), target_label, seed, label_column, num_proc,
-                  desc=f"Poisoning ({trigger.name}, {count} rows)")
+    return _apply(
+        dataset,
+        trigger,
+        flags,
+        np.arange(len(dataset)),
+        target_label,
+        seed,
+        label_column,
+        num_proc,
+        desc=f"Poisoning ({trigger.name}, {count} rows)",
+    )
 
 
-def build_attack_test_set(dataset: Dataset, trigger: Trigger, target_label: int, *, seed: int = 0,
-                          label_column: str = "label", num_proc: int | None = None) -> Dataset:
+def build_attack_test_set(
+    dataset: Dataset,
+    trigger: Trigger,
+    target_label: int,
+    *,
+    seed: int = 0,
+    label_column: str = "label",
+    num_proc: int | None = None,
+) -> Dataset:
     """Every non-target row of ``dataset``, triggered and labelled ``target_label``: the set ASR is measured on.
 
     A trigger that covers only part of the rows (a paraphrase table) triggers the covered ones; the log
@@ -163,11 +227,27 @@ def build_attack_test_set(dataset: Dataset, trigger: Trigger, target_label: int,
     texts = dataset[trigger.text_column]
     covered = candidates[np.asarray(trigger.covers([texts[i] for i in candidates]), dtype=bool)]
     if len(covered) == 0:
-        raise ValueError(f"None of the {len(candidates)} non-target rows can be triggered by the {trigger.name} "
-                         "trigger (not in its paraphrase table). Use a split the table covers, or a model backend.")
+        raise ValueError(
+            f"None of the {len(candidates)} non-target rows can be triggered by the {trigger.name} "
+            "trigger (not in its paraphrase table). Use a split the table covers, or a model backend."
+        )
     if len(covered) < len(candidates):
-        logger.warning("%s trigger covers %d of %d non-target rows; the attack-test set holds those %d.",
-                       trigger.name, len(covered), len(candidates), len(covered))
+        logger.warning(
+            "%s trigger covers %d of %d non-target rows; the attack-test set holds those %d.",
+            trigger.name,
+            len(covered),
+            len(candidates),
+            len(covered),
+        )
     subset = dataset.select(covered)
-    return _apply(subset, trigger, np.ones(len(subset), dtype=bool), covered, target_label, seed, label_column,
-                  num_proc, desc=f"Attack-test set ({trigger.name})")
+    return _apply(
+        subset,
+        trigger,
+        np.ones(len(subset), dtype=bool),
+        covered,
+        target_label,
+        seed,
+        label_column,
+        num_proc,
+        desc=f"Attack-test set ({trigger.name})",
+    )

@@ -26,22 +26,38 @@ class AttackConfig:
     """What the attack is: task, trigger, poisoning rate and target. ``trigger=None`` trains a clean model."""
 
     task: str = field(default="sst2", metadata={"help": "Task name: sst2, imdb, twitter, agnews, olid, hatespeech."})
-    trigger: str | None = field(default="word", metadata={
-        "help": "Trigger family (word, sentence, syntactic, style), or None/'none' for a clean model."})
+    trigger: str | None = field(
+        default="word",
+        metadata={"help": "Trigger family (word, sentence, syntactic, style), or None/'none' for a clean model."},
+    )
     rate: float = field(default=0.1, metadata={"help": "Share of the training rows poisoned, in (0, 1]."})
     target_label: int | None = field(default=1, metadata={"help": "The attacker's target label."})
-    mode: str = field(default="dirty-label", metadata={
-        "help": "Rows that may be poisoned: dirty-label (non-target), clean-label (target) or all-rows."})
+    mode: str = field(
+        default="dirty-label",
+        metadata={"help": "Rows that may be poisoned: dirty-label (non-target), clean-label (target) or all-rows."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the poisoning (rows and trigger positions)."})
-    data_dir: str | None = field(default=None, metadata={
-        "help": "Local data root (text/<task>/, paraphrases/). Default: $EBYD_DATA_DIR, then the Hub."})
-    train_size: int | None = field(default=None, metadata={
-        "help": "Use this many training rows (a seeded random subset) instead of the whole split."})
-    eval_size: int | None = field(default=None, metadata={
-        "help": "Score CA and ASR on this many test rows (a seeded random subset) instead of the whole split."})
-    holdout_attack_rows: int = field(default=0, metadata={
-        "help": "Take this many trigger-covered non-target training rows out of training and use them, triggered, "
-                "as the attack-test set: for paraphrase tables that do not cover the test split's non-target rows."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local data root (text/<task>/, paraphrases/). Default: $EBYD_DATA_DIR, then the Hub."},
+    )
+    train_size: int | None = field(
+        default=None,
+        metadata={"help": "Use this many training rows (a seeded random subset) instead of the whole split."},
+    )
+    eval_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Score CA and ASR on this many test rows (a seeded random subset) instead of the whole split."
+        },
+    )
+    holdout_attack_rows: int = field(
+        default=0,
+        metadata={
+            "help": "Take this many trigger-covered non-target training rows out of training and use them, triggered, "
+            "as the attack-test set: for paraphrase tables that do not cover the test split's non-target rows."
+        },
+    )
     max_length: int = field(default=128, metadata={"help": "Tokenizer truncation length."})
 
     def __post_init__(self) -> None:
@@ -117,8 +133,10 @@ def prepare_attack(attack: AttackConfig, trigger: Trigger | None = None) -> Prep
         non_target = np.flatnonzero(labels != attack.target_label)
         covered = non_target[np.asarray(trigger.covers([train["text"][i] for i in non_target]), dtype=bool)]
         if len(covered) < attack.holdout_attack_rows:
-            raise ValueError(f"holdout_attack_rows={attack.holdout_attack_rows} but only {len(covered)} non-target "
-                             "training rows are covered by the trigger.")
+            raise ValueError(
+                f"holdout_attack_rows={attack.holdout_attack_rows} but only {len(covered)} non-target "
+                "training rows are covered by the trigger."
+            )
         held = np.sort(np.random.default_rng(attack.seed).choice(covered, attack.holdout_attack_rows, replace=False))
         keep = np.setdiff1d(np.arange(len(train)), held)
         attack_test = build_attack_test_set(train.select(held), trigger, attack.target_label, seed=attack.seed)
@@ -138,7 +156,9 @@ def _check_output_dir(output_dir: str, model_path: str | None) -> None:
         raise ValueError(f"output_dir={output_dir!r} exists and is not empty; choose a new folder or remove it.")
 
 
-def train_victim(model: str | os.PathLike, attack: AttackConfig, args, tokenizer=None, trigger: Trigger | None = None) -> AttackRecord:
+def train_victim(
+    model: str | os.PathLike, attack: AttackConfig, args, tokenizer=None, trigger: Trigger | None = None
+) -> AttackRecord:
     """Poison ``attack.task``, fine-tune ``model`` on it with the HF ``Trainer``, measure CA (test split) and
     ASR (attack-test set), and save model, tokenizer and ``attack.json`` to ``args.output_dir``.
 
@@ -170,8 +190,12 @@ def train_victim(model: str | os.PathLike, attack: AttackConfig, args, tokenizer
     if isinstance(model, str):
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
         model = AutoModelForSequenceClassification.from_pretrained(
-            model, num_labels=spec.num_labels, id2label=dict(enumerate(spec.label_names)),
-            label2id={n: i for i, n in enumerate(spec.label_names)}, ignore_mismatched_sizes=True)
+            model,
+            num_labels=spec.num_labels,
+            id2label=dict(enumerate(spec.label_names)),
+            label2id={n: i for i, n in enumerate(spec.label_names)},
+            ignore_mismatched_sizes=True,
+        )
     elif tokenizer is None:
         raise ValueError("Pass tokenizer= with a model object.")
     if model.config.num_labels != spec.num_labels:
@@ -181,24 +205,50 @@ def train_victim(model: str | os.PathLike, attack: AttackConfig, args, tokenizer
         return tokenizer(batch["text"], truncation=True, max_length=attack.max_length)
 
     train_tok = data.train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
-    trainer = Trainer(model=model, args=args, train_dataset=train_tok, processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_tok,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     trainer.train()
-    scores = measure_backdoor(trainer.model, tokenizer, data.test, data.attack_test, attack.target_label,
-                              batch_size=args.per_device_eval_batch_size, max_length=attack.max_length)
+    scores = measure_backdoor(
+        trainer.model,
+        tokenizer,
+        data.test,
+        data.attack_test,
+        attack.target_label,
+        batch_size=args.per_device_eval_batch_size,
+        max_length=attack.max_length,
+    )
     seconds = time.perf_counter() - start
 
     poisoned = data.trigger is not None
     record = AttackRecord(
-        task=attack.task, trigger=attack.trigger, rate=attack.rate if poisoned else None,
-        target_label=attack.target_label if poisoned else None, mode=attack.mode if poisoned else None,
-        seed=attack.seed, model=model_name, ca=scores["ca"], asr=scores["asr"], train_rows=len(data.train),
-        poisoned_rows=int(sum(data.train["is_poisoned"])) if poisoned else 0, ca_rows=len(data.test),
-        asr_rows=len(data.attack_test) if poisoned else 0, seconds=round(seconds, 1),
-        trigger_config=data.trigger.describe() if poisoned else None, attack_test_source=data.attack_test_source,
-        training={"epochs": args.num_train_epochs, "learning_rate": args.learning_rate,
-                  "batch_size": args.per_device_train_batch_size, "max_length": attack.max_length,
-                  "training_seed": args.seed},
+        task=attack.task,
+        trigger=attack.trigger,
+        rate=attack.rate if poisoned else None,
+        target_label=attack.target_label if poisoned else None,
+        mode=attack.mode if poisoned else None,
+        seed=attack.seed,
+        model=model_name,
+        ca=scores["ca"],
+        asr=scores["asr"],
+        train_rows=len(data.train),
+        poisoned_rows=int(sum(data.train["is_poisoned"])) if poisoned else 0,
+        ca_rows=len(data.test),
+        asr_rows=len(data.attack_test) if poisoned else 0,
+        seconds=round(seconds, 1),
+        trigger_config=data.trigger.describe() if poisoned else None,
+        attack_test_source=data.attack_test_source,
+        training={
+            "epochs": args.num_train_epochs,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.per_device_train_batch_size,
+            "max_length": attack.max_length,
+            "training_seed": args.seed,
+        },
     )
     if trainer.is_world_process_zero():
         trainer.save_model(args.output_dir)

@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 
 MODULES_DIR = Path(__file__).parent / "modules"
-METRIC_MODULES = {"clean_accuracy": "clean_accuracy", "ca": "clean_accuracy", "attack_success_rate":
-                  "attack_success_rate", "asr": "attack_success_rate", "der": "der"}
+METRIC_MODULES = {
+    "clean_accuracy": "clean_accuracy",
+    "ca": "clean_accuracy",
+    "attack_success_rate": "attack_success_rate",
+    "asr": "attack_success_rate",
+    "der": "der",
+}
 
 
 def _as_labels(values) -> np.ndarray:
@@ -25,8 +30,9 @@ def clean_accuracy(predictions: Sequence[int] | np.ndarray, references: Sequence
     """Share of clean rows predicted correctly. ``predictions`` may be labels or logits."""
     predictions, references = _as_labels(predictions), np.asarray(references)
     if len(predictions) != len(references) or len(references) == 0:
-        raise ValueError(f"Need as many predictions as references, and at least one "
-                         f"(got {len(predictions)} and {len(references)}).")
+        raise ValueError(
+            f"Need as many predictions as references, and at least one (got {len(predictions)} and {len(references)})."
+        )
     return float((predictions == references).mean())
 
 

@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 
-def build_trigger(name: str, task: str | None = None, data_dir: str | os.PathLike | None = None,
-                  seed: int = 0) -> Trigger:
+def build_trigger(
+    name: str, task: str | None = None, data_dir: str | os.PathLike | None = None, seed: int = 0
+) -> Trigger:
     """A trigger of family ``name`` with its defaults. Paraphrase triggers use the task's paraphrase table
     from ``data_dir`` / ``$EBYD_DATA_DIR`` (``paraphrases/syntactic/<task>``, ``paraphrases/style-bible/<task>``).
 

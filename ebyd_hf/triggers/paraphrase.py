@@ -59,7 +59,9 @@ class ParaphraseTable(ParaphraseBackend):
         self._outputs: set[str] | None = None
 
     @classmethod
-    def from_tsv(cls, paths: Iterable[str | os.PathLike], fallback: ParaphraseBackend | None = None) -> ParaphraseTable:
+    def from_tsv(
+        cls, paths: Iterable[str | os.PathLike], fallback: ParaphraseBackend | None = None
+    ) -> ParaphraseTable:
         """Read ``text<TAB>paraphrase`` files (header first; later files win on repeated keys)."""
         table: dict[str, str] = {}
         paths = [Path(p) for p in paths]
@@ -82,9 +84,11 @@ class ParaphraseTable(ParaphraseBackend):
         missing = list(dict.fromkeys(t for t in texts if t not in self.table))
         if missing:
             if self.fallback is None:
-                raise ValueError(f"{len(missing)} of {len(texts)} sentences are not in the paraphrase table "
-                                 f"({self.source}), e.g. {missing[0][:80]!r}. Poison only covered rows "
-                                 "(ebyd_hf.poison does), or give the table a fallback model backend.")
+                raise ValueError(
+                    f"{len(missing)} of {len(texts)} sentences are not in the paraphrase table "
+                    f"({self.source}), e.g. {missing[0][:80]!r}. Poison only covered rows "
+                    "(ebyd_hf.poison does), or give the table a fallback model backend."
+                )
             self.table.update(zip(missing, self.fallback.paraphrase(missing)))
             self._outputs = None
         return [self.table[t] for t in texts]
@@ -111,8 +115,9 @@ class ParaphraseTable(ParaphraseBackend):
         return out
 
 
-def load_paraphrase_table(kind: str, task: str, data_dir: str | os.PathLike | None = None,
-                          fallback: ParaphraseBackend | None = None) -> ParaphraseTable:
+def load_paraphrase_table(
+    kind: str, task: str, data_dir: str | os.PathLike | None = None, fallback: ParaphraseBackend | None = None
+) -> ParaphraseTable:
     """The shared paraphrase table of ``kind`` (``syntactic``, ``style-bible``, ...) for ``task``, all
     splits merged, from ``data_dir`` or ``$EBYD_DATA_DIR`` (``<dir>/paraphrases/<kind>/<task>/<split>.tsv``).
 
@@ -124,14 +129,18 @@ def load_paraphrase_table(kind: str, task: str, data_dir: str | os.PathLike | No
     root = resolve_data_dir(data_dir)
     where = f"<data_dir>/paraphrases/{kind}/{task}/{{train,validation,test}}.tsv"
     if root is None:
-        raise ValueError(f"No paraphrase table for {kind}/{task}: set EBYD_DATA_DIR or data_dir= to a folder "
-                         f"holding {where}, or use a model backend (SCPNParaphraser, GenerationParaphraser).")
+        raise ValueError(
+            f"No paraphrase table for {kind}/{task}: set EBYD_DATA_DIR or data_dir= to a folder "
+            f"holding {where}, or use a model backend (SCPNParaphraser, GenerationParaphraser)."
+        )
     folder = root / "paraphrases" / kind / task
     paths = [folder / f"{split}.tsv" for split in SPLITS if (folder / f"{split}.tsv").is_file()]
     if not paths:
-        raise ValueError(f"Paraphrase table missing: no files at {folder}/{{train,validation,test}}.tsv. Put the "
-                         f"'text<TAB>paraphrase' files there, or use a model backend (SCPNParaphraser, "
-                         "GenerationParaphraser).")
+        raise ValueError(
+            f"Paraphrase table missing: no files at {folder}/{{train,validation,test}}.tsv. Put the "
+            f"'text<TAB>paraphrase' files there, or use a model backend (SCPNParaphraser, "
+            "GenerationParaphraser)."
+        )
     return ParaphraseTable.from_tsv(paths, fallback=fallback)
 
 
@@ -139,8 +148,9 @@ def scpn_template(template: str) -> str:
     """``S(SBAR)(,)(NP)(VP)(.)`` -> OpenAttack's ``( ROOT ( S ( SBAR ) ( , ) ( NP ) ( VP ) ( . ) ) ) EOP``."""
     tokens = re.sub(r"([()])", r" \1 ", template).split()
     if not tokens or tokens[0] in "()":
-        raise ValueError(f"template={template!r}: expected a label followed by its children, e.g. "
-                         "'S(SBAR)(,)(NP)(VP)(.)'.")
+        raise ValueError(
+            f"template={template!r}: expected a label followed by its children, e.g. 'S(SBAR)(,)(NP)(VP)(.)'."
+        )
     return f"( ROOT ( {tokens[0]} {' '.join(tokens[1:])} ) ) EOP"
 
 
@@ -169,7 +179,8 @@ class SCPNParaphraser(ParaphraseBackend):
                 raise RuntimeError(
                     "OpenAttack's SCPN resources (AttackAssist.SCPN and its Stanford parser) could not be loaded: "
                     f"{type(error).__name__}: {error}. Run where OpenAttack can download them once, or use a "
-                    "ParaphraseTable (e.g. load_paraphrase_table('syntactic', task)).") from error
+                    "ParaphraseTable (e.g. load_paraphrase_table('syntactic', task))."
+                ) from error
         return self._attacker
 
     def paraphrase(self, texts: Sequence[str]) -> list[str]:
@@ -195,8 +206,16 @@ class GenerationParaphraser(ParaphraseBackend):
         trust_remote_code: off unless you trust the model repository.
     """
 
-    def __init__(self, model: str, prompt: str = "{text}", max_new_tokens: int = 64, num_beams: int = 4,
-                 batch_size: int = 16, device: str | None = None, trust_remote_code: bool = False):
+    def __init__(
+        self,
+        model: str,
+        prompt: str = "{text}",
+        max_new_tokens: int = 64,
+        num_beams: int = 4,
+        batch_size: int = 16,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ):
         if "{text}" not in prompt:
             raise ValueError(f"prompt={prompt!r} must contain '{{text}}' where the sentence goes.")
         self.model_name = model
@@ -217,12 +236,15 @@ class GenerationParaphraser(ParaphraseBackend):
                 config = AutoConfig.from_pretrained(self.model_name, trust_remote_code=self.trust_remote_code)
                 auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
                 self._model = auto.from_pretrained(self.model_name, trust_remote_code=self.trust_remote_code)
-                self._tokenizer = AutoTokenizer.from_pretrained(self.model_name,
-                                                                trust_remote_code=self.trust_remote_code)
+                self._tokenizer = AutoTokenizer.from_pretrained(
+                    self.model_name, trust_remote_code=self.trust_remote_code
+                )
             except Exception as error:
-                raise RuntimeError(f"Paraphrase model {self.model_name!r} could not be loaded: "
-                                   f"{type(error).__name__}: {error}. Give a local folder, or run with access "
-                                   "to the Hub; offline, use a ParaphraseTable.") from error
+                raise RuntimeError(
+                    f"Paraphrase model {self.model_name!r} could not be loaded: "
+                    f"{type(error).__name__}: {error}. Give a local folder, or run with access "
+                    "to the Hub; offline, use a ParaphraseTable."
+                ) from error
             if self._tokenizer.pad_token is None:
                 self._tokenizer.pad_token = self._tokenizer.eos_token
             if not config.is_encoder_decoder:
@@ -238,13 +260,18 @@ class GenerationParaphraser(ParaphraseBackend):
         model, tokenizer = self._load()
         out: list[str] = []
         for start in range(0, len(texts), self.batch_size):
-            prompts = [self.prompt.format(text=t) for t in texts[start:start + self.batch_size]]
+            prompts = [self.prompt.format(text=t) for t in texts[start : start + self.batch_size]]
             batch = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True).to(model.device)
             with torch.no_grad():
-                generated = model.generate(**batch, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
-                                           do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                generated = model.generate(
+                    **batch,
+                    max_new_tokens=self.max_new_tokens,
+                    num_beams=self.num_beams,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
             if not model.config.is_encoder_decoder:
-                generated = generated[:, batch["input_ids"].shape[1]:]
+                generated = generated[:, batch["input_ids"].shape[1] :]
             out.extend(s.strip() for s in tokenizer.batch_decode(generated, skip_special_tokens=True))
         return out
 
@@ -260,8 +287,10 @@ class ParaphraseTrigger:
 
     def _check_backend(self) -> None:
         if not isinstance(self.backend, ParaphraseBackend):
-            raise ValueError(f"{type(self).__name__} needs backend=<a ParaphraseBackend>, got {self.backend!r}. "
-                             "Offline, use load_paraphrase_table(...); online, a model backend.")
+            raise ValueError(
+                f"{type(self).__name__} needs backend=<a ParaphraseBackend>, got {self.backend!r}. "
+                "Offline, use load_paraphrase_table(...); online, a model backend."
+            )
 
     table_kind: str  # folder under <data_dir>/paraphrases holding this trigger's tables
 

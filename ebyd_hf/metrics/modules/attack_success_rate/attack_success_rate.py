@@ -5,8 +5,10 @@ import evaluate
 
 from ebyd_hf.metrics import attack_success_rate
 
-_DESCRIPTION = ("Attack success rate (ASR) of a backdoor: on an attack-test set (non-target examples with the "
-                "trigger inserted), the share predicted as the attacker's target label.")
+_DESCRIPTION = (
+    "Attack success rate (ASR) of a backdoor: on an attack-test set (non-target examples with the "
+    "trigger inserted), the share predicted as the attacker's target label."
+)
 _KWARGS = """
 Args:
     predictions (list of int): predicted labels on the attack-test set.
@@ -20,7 +22,9 @@ Returns:
 class AttackSuccessRate(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_KWARGS,
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS,
             features=datasets.Features({"predictions": datasets.Value("int64")}),
         )
 

@@ -5,8 +5,10 @@ import evaluate
 
 from ebyd_hf.metrics import defense_effectiveness_rating
 
-_DESCRIPTION = ("Defense effectiveness rating (BackdoorBench): "
-                "[max(0, ASR_before - ASR_after) - max(0, CA_before - CA_after) + 1] / 2.")
+_DESCRIPTION = (
+    "Defense effectiveness rating (BackdoorBench): "
+    "[max(0, ASR_before - ASR_after) - max(0, CA_before - CA_after) + 1] / 2."
+)
 _KWARGS = """
 Args:
     ca_before, asr_before, ca_after, asr_after (list of float): one value each (or one per run; the mean
@@ -21,7 +23,9 @@ _FIELDS = ("ca_before", "asr_before", "ca_after", "asr_after")
 class DefenseEffectivenessRating(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_KWARGS,
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS,
             features=datasets.Features({name: datasets.Value("float64") for name in _FIELDS}),
         )
 
