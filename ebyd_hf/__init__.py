@@ -35,6 +35,11 @@ _EXPORTS = {
     "predict": "ebyd_hf.evaluation",
     "train_victim": "ebyd_hf.victim",
     "AttackRecord": "ebyd_hf.victim",
+    "ExposeConfig": "ebyd_hf.expose_config",
+    "ExposeTrainer": "ebyd_hf.expose_trainer",
+    "ExposureResult": "ebyd_hf.expose_trainer",
+    "DefenseReport": "ebyd_hf.report",
+    "DetectionResult": "ebyd_hf.report",
     "clean_accuracy": "ebyd_hf.metrics",
     "attack_success_rate": "ebyd_hf.metrics",
     "defense_effectiveness_rating": "ebyd_hf.metrics",
@@ -47,6 +52,8 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TASKS, TaskSpec, load_task  # noqa: F401
     from .evaluation import measure_backdoor, predict  # noqa: F401
+    from .expose_config import ExposeConfig  # noqa: F401
+    from .expose_trainer import ExposeTrainer, ExposureResult  # noqa: F401
     from .metrics import (  # noqa: F401
         attack_success_rate,
         clean_accuracy,
@@ -55,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_metric,
     )
     from .poisoning import PoisonMode, build_attack_test_set, poison  # noqa: F401
+    from .report import DefenseReport, DetectionResult  # noqa: F401
     from .triggers import (  # noqa: F401
         TRIGGERS,
         GenerationParaphraser,

@@ -53,8 +53,7 @@ def tokenizer_dir(tmp_path_factory, sst2) -> Path:
     words = [w for w, _ in counts.most_common(4000) if w not in TRIGGER_WORDS]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TRIGGER_WORDS, *words]
     folder = tmp_path_factory.mktemp("tokenizer")
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True).save_pretrained(folder)
     return folder
 
 

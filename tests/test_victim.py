@@ -37,7 +37,7 @@ def test_tiny_victim_learns_the_word_backdoor(tiny_model_dir, tmp_path, data_dir
         max_length=64,
     )
     record = train_victim(str(tiny_model_dir), attack, _args(out))
-    assert record.asr >= 0.9, record
+    assert record.asr >= 0.9 and record.ca >= 0.65, record  # the backdoor, and the clean task too
     assert record.poisoned_rows == 300 and record.train_rows == 3000 and record.ca_rows == 600
     saved = json.loads((out / "attack.json").read_text())
     assert saved["trigger"] == "word" and saved["target_label"] == target and saved["asr"] == record.asr

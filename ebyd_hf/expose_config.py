@@ -1,0 +1,139 @@
+"""Configuration of :class:`~ebyd_hf.ExposeTrainer`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class ExposeConfig(TrainingArguments):
+    r"""
+    Configuration for :class:`~ebyd_hf.ExposeTrainer`: the exposure, detection and removal stages, plus the
+    usual [`~transformers.TrainingArguments`], which drive the final fine-tuning of the purified model.
+
+    Parameters whose defaults differ from [`~transformers.TrainingArguments`]:
+        - `output_dir`: `"ebyd-defense"`
+        - `learning_rate`: `2e-5` (fine-tuning of the purified model)
+        - `num_train_epochs`: `2`
+        - `per_device_train_batch_size`: `32`
+        - `logging_steps`: `10`
+        - `save_strategy`: `"no"` (the defense saves the purified model when asked, not checkpoints)
+        - `report_to`: `"none"`
+
+    Example:
+        >>> from ebyd_hf import ExposeConfig
+        >>> config = ExposeConfig("defense-out", exposure_learning_rate=1e-5)
+        >>> config.exposure_method, config.learning_rate
+        ('clean_unlearning', 2e-05)
+    """
+
+    _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "model_init_kwargs"]
+
+    # Parameters whose defaults differ from TrainingArguments
+    output_dir: str = field(default="ebyd-defense", metadata={"help": "Where the defense writes its outputs."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of the purification fine-tuning."})
+    num_train_epochs: float = field(default=2.0, metadata={"help": "Epochs of the purification fine-tuning."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy (the defense needs none)."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "Integrations to report to."})
+
+    # Model
+    model_init_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Keyword arguments for `AutoModelForSequenceClassification.from_pretrained` when the model is "
+            "given as a string."
+        },
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "The pretrained model the suspicious classifier was fine-tuned from (Hub id or folder), for methods "
+            "that compare against it. Optional."
+        },
+    )
+    max_length: int = field(default=128, metadata={"help": "Tokenizer truncation length for text data."})
+
+    # Exposure (Clean Unlearning and alternatives)
+    exposure_method: str = field(
+        default="clean_unlearning",
+        metadata={
+            "help": "How the backdoor is exposed: `clean_unlearning` (gradient ascent on the clean data) or "
+            "`confusion` (fine-tuning on shuffled labels)."
+        },
+    )
+    exposure_learning_rate: float = field(default=1e-5, metadata={"help": "Learning rate of the exposure stage."})
+    exposure_max_steps: int = field(default=200, metadata={"help": "Upper bound on exposure steps."})
+    exposure_max_grad_norm: float = field(
+        default=20.0,
+        metadata={"help": "Gradient clipping (after backward) during exposure; ascent gradients grow fast."},
+    )
+    exposure_eval_steps: int = field(
+        default=2, metadata={"help": "Check the stop rule on the clean data every this many exposure steps."}
+    )
+    exposure_stop_accuracy: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop exposure once clean accuracy falls to this value. Default: chance level (1 / num_labels)."
+        },
+    )
+    exposure_stop_collapse: float = field(
+        default=0.9,
+        metadata={
+            "help": "Stop exposure once one class takes at least this share of the predictions on the clean data."
+        },
+    )
+
+    # Detection
+    detection_method: str = field(
+        default="trigger_scan",
+        metadata={"help": "How the verdict, target label and trigger candidates are read from the models."},
+    )
+    num_trigger_candidates: int = field(default=5, metadata={"help": "Trigger candidates reported."})
+
+    # Removal
+    removal_method: str = field(
+        default="finetune",
+        metadata={
+            "help": "How the backdoor is removed; baselines: `finetune` (vanilla fine-tuning), `fine_pruning` "
+            "(prune dormant FFN neurons, then fine-tune)."
+        },
+    )
+    removal_ratio: float = field(
+        default=0.2,
+        metadata={
+            "help": "Share of the candidate units (FFN neurons, weights...) the removal method prunes or resets."
+        },
+    )
+
+    # Purification fine-tuning
+    finetune_regularizer: str = field(
+        default="activeness",
+        metadata={
+            "help": "Regulariser of the purification fine-tuning: `activeness` (penalise the gradient activeness that "
+            "backdoors rely on, as TSBD: g = (1-a) grad L(w) + a grad L(w + r g/|g|)) or `none`."
+        },
+    )
+    activeness_alpha: float = field(default=0.7, metadata={"help": "Weight a of the activeness term."})
+    activeness_radius: float = field(default=0.05, metadata={"help": "Radius r of the activeness perturbation."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.model_init_kwargs, str):
+            import json
+
+            self.model_init_kwargs = json.loads(self.model_init_kwargs)
+        if not 0 < self.exposure_stop_collapse <= 1:
+            raise ValueError(f"exposure_stop_collapse={self.exposure_stop_collapse} must be in (0, 1].")
+        if self.exposure_max_steps < 1 or self.exposure_eval_steps < 1:
+            raise ValueError("exposure_max_steps and exposure_eval_steps must be at least 1.")
+        if self.finetune_regularizer not in ("activeness", "none"):
+            raise ValueError(f"finetune_regularizer={self.finetune_regularizer!r}: use 'activeness' or 'none'.")
+        if not 0 <= self.removal_ratio < 1:
+            raise ValueError(f"removal_ratio={self.removal_ratio} must be in [0, 1).")
+        if not 0 <= self.activeness_alpha <= 1:
+            raise ValueError(f"activeness_alpha={self.activeness_alpha} must be in [0, 1].")

@@ -1,0 +1,468 @@
+"""``ExposeTrainer``: Expose Before You Defend as a ``transformers.Trainer``.
+
+The defense has stages, and every stage that trains runs through ``Trainer.train`` on a copy of the model
+(the trainer swaps model, arguments and callbacks per stage), so mixed precision, gradient accumulation,
+logging and DDP behave as they do for any ``Trainer``:
+
+1. ``expose()``: the exposure method (default Clean Unlearning: gradient ascent on the clean data) runs
+   until its stop rule; the result is the *exposed* model and a trace of the exposure curve.
+2. ``detect()``: the detection method reads the suspicious and exposed models and returns a verdict.
+3. ``purify()``: the removal method edits a copy of the suspicious model and fine-tunes it through
+   :meth:`ExposeTrainer.finetune` (optionally with the activeness regulariser).
+
+``train()`` runs all three and leaves the purified model in ``trainer.model``, so ``save_model`` and
+``push_to_hub`` save the purified model. The user's model object and files are never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+)
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType, TrainOutput
+
+from .callbacks import ExposureStopCallback, ExposureTraceCallback
+from .expose_config import ExposeConfig
+from .methods import DETECTION_METHODS, EXPOSURE_METHODS, REMOVAL_METHODS, get_method
+from .report import DefenseReport, DetectionResult
+
+TOKENIZED_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "label", "labels")
+
+
+@dataclass
+class ExposureResult:
+    """The exposed model and the exposure curve (one record per stop-rule check)."""
+
+    model: torch.nn.Module
+    trace: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    stopped_by: str = "max_steps"
+
+
+def is_sequence_classifier(model: Any) -> bool:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        return False
+    return type(model).__name__ in set(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()) or type(
+        model
+    ).__name__.endswith("ForSequenceClassification")
+
+
+def exposure_metrics(num_labels: int) -> Callable:
+    """``compute_metrics`` of the exposure stage: clean accuracy and the share of predictions per class."""
+
+    def compute(eval_pred) -> dict[str, float]:
+        logits, labels = eval_pred[0], eval_pred[1]
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        preds = np.asarray(logits).argmax(-1)
+        shares = np.bincount(preds, minlength=num_labels) / len(preds)
+        out = {"accuracy": float((preds == np.asarray(labels)).mean()), "max_class_share": float(shares.max())}
+        out.update({f"share_{c}": float(s) for c, s in enumerate(shares)})
+        return out
+
+    return compute
+
+
+class ExposeTrainer(Trainer):
+    """Expose, detect and remove backdoors in a sequence classifier with a few hundred clean examples.
+
+    Args:
+        model: the suspicious classifier, a ``PreTrainedModel`` or a Hub id / local folder (loaded with
+            ``AutoModelForSequenceClassification``). It is copied: the object you pass is never modified.
+        args: an :class:`ExposeConfig` (default: ``ExposeConfig("<model>-ebyd")``).
+        train_dataset: the clean defense set, with ``text`` and ``label`` columns (tokenized here with
+            ``processing_class``) or already tokenized (``input_ids``, ``label``).
+        eval_dataset: optional clean data for ``evaluate()``; same formats.
+        processing_class: the tokenizer (default: the model's, when ``model`` is a string).
+        peft_config: optional ``peft`` config; the purification fine-tuning then trains adapters (merged into
+            the purified model at the end).
+
+    Example:
+        >>> from ebyd_hf import ExposeConfig, ExposeTrainer, load_task
+        >>> clean = load_task("sst2")["validation"].shuffle(seed=0).select(range(500))
+        >>> trainer = ExposeTrainer("victims/minilm-word", args=ExposeConfig("purified"),
+        ...                         train_dataset=clean)  # doctest: +SKIP
+        >>> trainer.train()  # doctest: +SKIP
+        >>> trainer.report.verdict, trainer.report.detection.target_label  # doctest: +SKIP
+        ('backdoored', 1)
+    """
+
+    _tag_names = ["ebyd", "backdoor-defense"]
+
+    def __init__(
+        self,
+        model: PreTrainedModel | str,
+        args: ExposeConfig | None = None,
+        data_collator=None,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | dict[str, Dataset] | None = None,
+        processing_class=None,
+        compute_metrics: Callable | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple = (None, None),
+        preprocess_logits_for_metrics: Callable | None = None,
+        peft_config=None,
+    ):
+        if args is None:
+            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
+            args = ExposeConfig(f"{str(name).rstrip('/').split('/')[-1]}-ebyd")
+        elif not isinstance(args, ExposeConfig):
+            raise ValueError(
+                f"args must be an ExposeConfig, got {type(args).__name__}. "
+                "Build one with ExposeConfig(output_dir, ...)."
+            )
+        for registry, name, family in ((EXPOSURE_METHODS, args.exposure_method, "exposure"),):
+            get_method(registry, name, family)
+
+        model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
+        if isinstance(model, str):
+            model = AutoModelForSequenceClassification.from_pretrained(model, **(args.model_init_kwargs or {}))
+            if processing_class is None:
+                processing_class = AutoTokenizer.from_pretrained(model_name)
+        if not is_sequence_classifier(model):
+            raise ValueError(
+                f"ExposeTrainer defends sequence classifiers; got {type(model).__name__}. Load the model "
+                "with AutoModelForSequenceClassification."
+            )
+        self.model_name = str(model_name)
+        self.num_labels = int(model.config.num_labels)
+        # The suspicious model, as given: every stage works on copies of it, the user's object stays untouched.
+        self.suspicious_model = copy.deepcopy(model)
+        self.suspicious_model.eval()
+        self.peft_config = peft_config
+
+        if train_dataset is None:
+            raise ValueError("ExposeTrainer needs train_dataset=<the clean defense set> (text and label columns).")
+        train_dataset = self._prepare_dataset(train_dataset, processing_class, args, "train_dataset")
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {
+                k: self._prepare_dataset(v, processing_class, args, f"eval_dataset[{k!r}]")
+                for k, v in eval_dataset.items()
+            }
+        elif eval_dataset is not None:
+            eval_dataset = self._prepare_dataset(eval_dataset, processing_class, args, "eval_dataset")
+        if data_collator is None:
+            if processing_class is None:
+                raise ValueError("Pass processing_class=<the model's tokenizer> to collate the clean set.")
+            data_collator = DataCollatorWithPadding(processing_class)
+
+        output_existed = os.path.exists(args.output_dir)
+        super().__init__(
+            model=copy.deepcopy(model),
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        if not output_existed and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
+            os.rmdir(args.output_dir)  # Trainer makes it eagerly; the defense writes only when asked to save
+        # compute_loss returns a per-batch mean; let Trainer scale it for gradient accumulation.
+        self.model_accepts_loss_kwargs = False
+        # The stop rule reads the whole clean set; sorted by length, its evaluation pads little.
+        lengths = [len(ids) for ids in train_dataset["input_ids"]]
+        self._probe_dataset = train_dataset.select(np.argsort(lengths, kind="stable"))
+        self._exposure_method = None
+        self._activeness = False
+        self.exposure: ExposureResult | None = None
+        self.detection: DetectionResult | None = None
+        self.report = DefenseReport(model=self.model_name, clean_rows=len(train_dataset), versions=_versions())
+
+    # ----------------------------------------------------------------------------------------- data
+    def _prepare_dataset(self, dataset: Dataset, tokenizer, args: ExposeConfig, what: str) -> Dataset:
+        if not isinstance(dataset, Dataset):
+            raise ValueError(f"{what} must be a datasets.Dataset, got {type(dataset).__name__}.")
+        if len(dataset) == 0:
+            raise ValueError(f"{what} is empty: give a few hundred clean labelled examples.")
+        label_column = "label" if "label" in dataset.column_names else "labels"
+        if label_column not in dataset.column_names:
+            raise ValueError(f"{what} has no 'label' column (columns: {', '.join(dataset.column_names)}).")
+        labels = np.asarray(dataset[label_column])
+        bad = sorted(set(labels.tolist()) - set(range(self.num_labels)))
+        if bad:
+            raise ValueError(
+                f"{what} has labels {bad} that the model does not have (it has {self.num_labels} labels: "
+                f"0..{self.num_labels - 1}). Map the dataset's labels to the model's."
+            )
+        if what == "train_dataset" and len(set(labels.tolist())) < 2:
+            raise ValueError(
+                f"{what} holds one class only ({labels[0]}); the defense needs clean examples of at least two classes."
+            )
+        if "input_ids" not in dataset.column_names:
+            if "text" not in dataset.column_names:
+                raise ValueError(f"{what} needs a 'text' column (or 'input_ids').")
+            if tokenizer is None:
+                raise ValueError(f"Pass processing_class=<tokenizer> to tokenize {what}.")
+            dataset = dataset.map(
+                lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
+                batched=True,
+                desc=f"Tokenizing {what}",
+            )
+        return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
+
+    # --------------------------------------------------------------------------------- stage plumbing
+    def fresh_copy(self) -> torch.nn.Module:
+        """A trainable copy of the suspicious model on the training device."""
+        model = copy.deepcopy(self.suspicious_model)
+        model.train()
+        return model.to(self.args.device)
+
+    def stage_args(self, **overrides) -> ExposeConfig:
+        """The trainer's arguments with ``overrides``, for one stage. A shallow copy keeps the already set-up
+        device and distributed state (re-running ``TrainingArguments.__post_init__`` would reset it)."""
+        args = copy.copy(self.args)
+        for name, value in overrides.items():
+            if not hasattr(args, name):
+                raise ValueError(f"{name!r} is not a TrainingArguments field.")
+            setattr(args, name, value)
+        return args
+
+    @contextmanager
+    def _stage(
+        self,
+        model: torch.nn.Module,
+        args: ExposeConfig,
+        callbacks: list[TrainerCallback] = (),
+        eval_dataset=None,
+        compute_metrics=None,
+    ) -> Iterator[None]:
+        saved = (
+            self.model,
+            self.model_wrapped,
+            self.args,
+            self.optimizer,
+            self.lr_scheduler,
+            self._created_lr_scheduler,
+            self.eval_dataset,
+            self.compute_metrics,
+        )
+        self.model = self.model_wrapped = model
+        self.args = args
+        self.optimizer, self.lr_scheduler, self._created_lr_scheduler = None, None, False
+        self.eval_dataset, self.compute_metrics = eval_dataset, compute_metrics
+        self.callback_handler.model = model
+        for callback in callbacks:
+            self.add_callback(callback)
+        try:
+            yield
+        finally:
+            for callback in callbacks:
+                self.remove_callback(callback)
+            (
+                self.model,
+                self.model_wrapped,
+                self.args,
+                self.optimizer,
+                self.lr_scheduler,
+                self._created_lr_scheduler,
+                self.eval_dataset,
+                self.compute_metrics,
+            ) = saved
+            self.callback_handler.model = self.model
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self._exposure_method is not None and model.training:
+            loss, outputs = self._exposure_method.compute_loss(self, model, inputs)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"The exposure loss became {loss.item()} at step {self.state.global_step}. Lower "
+                    f"exposure_learning_rate (now {self.args.learning_rate}) or exposure_max_grad_norm."
+                )
+            return (loss, outputs) if return_outputs else loss
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self._activeness:
+            return super().training_step(model, inputs, num_items_in_batch)
+        return self._activeness_step(model, inputs, num_items_in_batch)
+
+    def _activeness_step(self, model, inputs, num_items_in_batch):
+        """Activeness-aware step (TSBD): the update is (1-a) grad L(w) + a grad L(w + r g/|g|), which penalises
+        the sharp, highly active directions a backdoor lives in. Works with gradient accumulation: only this
+        micro-batch's gradient is combined."""
+        alpha, radius = self.args.activeness_alpha, self.args.activeness_radius
+        params = [p for p in model.parameters() if p.requires_grad]
+        before = [None if p.grad is None else p.grad.detach().clone() for p in params]
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        first = [
+            torch.zeros_like(p) if p.grad is None else (p.grad - b if b is not None else p.grad.clone())
+            for p, b in zip(params, before)
+        ]
+        norm = torch.sqrt(sum((g.float() ** 2).sum() for g in first)).item()
+        if norm == 0:
+            return loss
+        shifts = [g * (radius / norm) for g in first]
+        with torch.no_grad():
+            for p, shift, b in zip(params, shifts, before):
+                p.add_(shift)
+                p.grad = None if b is None else b.clone()
+        super().training_step(model, inputs, num_items_in_batch)
+        with torch.no_grad():
+            for p, shift, g1, b in zip(params, shifts, first, before):
+                p.sub_(shift)
+                g2 = p.grad - b if b is not None else p.grad
+                combined = (1 - alpha) * g1 + alpha * g2
+                p.grad = combined if b is None else b + combined
+        return loss
+
+    # ------------------------------------------------------------------------------------------ stages
+    def expose(self) -> ExposureResult:
+        """Run the exposure method on a copy of the suspicious model. Returns the exposed model and its trace."""
+        start = time.perf_counter()
+        method = get_method(EXPOSURE_METHODS, self.args.exposure_method, "exposure")()
+        overrides = dict(
+            learning_rate=self.args.exposure_learning_rate,
+            max_steps=self.args.exposure_max_steps,
+            max_grad_norm=self.args.exposure_max_grad_norm,
+            eval_strategy=IntervalStrategy.STEPS,
+            eval_steps=self.args.exposure_eval_steps,
+            lr_scheduler_type=SchedulerType.CONSTANT,
+            warmup_steps=0,
+            weight_decay=0.0,
+            save_strategy=SaveStrategy.NO,
+            load_best_model_at_end=False,
+        )
+        overrides.update(method.training_overrides(self.args))
+        args = self.stage_args(**overrides)
+        stop_accuracy = self.args.exposure_stop_accuracy
+        stop = ExposureStopCallback(
+            stop_accuracy if stop_accuracy is not None else 1.0 / self.num_labels, self.args.exposure_stop_collapse
+        )
+        trace = ExposureTraceCallback()
+        model = self.fresh_copy()
+        self._exposure_method = method
+        try:
+            with self._stage(
+                model,
+                args,
+                [stop, trace, *method.callbacks()],
+                eval_dataset=self._probe_dataset,
+                compute_metrics=exposure_metrics(self.num_labels),
+            ):
+                if stop.should_stop(self.evaluate()):  # the trace callback records this step-0 check
+                    stop.reason = "already collapsed before exposure"
+                else:
+                    super().train()
+        finally:
+            self._exposure_method = None
+        model.eval()
+        self.exposure = ExposureResult(
+            model=model,
+            trace=trace.records,
+            steps=trace.records[-1]["step"],
+            stopped_by=stop.reason or "exposure_max_steps",
+        )
+        self.report.exposure_method = method.name
+        self.report.exposure_trace = trace.records
+        self.report.timings["expose"] = round(time.perf_counter() - start, 2)
+        return self.exposure
+
+    def detect(self, exposure: ExposureResult | None = None) -> DetectionResult:
+        """Run the detection method: is the suspicious model backdoored, which label is targeted, what does the
+        trigger look like. Exposes first if needed and not done yet."""
+        start = time.perf_counter()
+        method = get_method(DETECTION_METHODS, self.args.detection_method, "detection")()
+        if exposure is None and method.uses_exposure:
+            exposure = self.exposure or self.expose()
+        self.detection = method.detect(self, exposure)
+        self.report.detection_method = method.name
+        self.report.detection = self.detection
+        self.report.timings["detect"] = round(time.perf_counter() - start, 2)
+        return self.detection
+
+    def purify(
+        self, exposure: ExposureResult | None = None, detection: DetectionResult | None = None
+    ) -> torch.nn.Module:
+        """Run the removal method on a copy of the suspicious model and return the purified model (also left in
+        ``trainer.model`` for ``save_model`` / ``push_to_hub``)."""
+        start = time.perf_counter()
+        method = get_method(REMOVAL_METHODS, self.args.removal_method, "removal")()
+        if exposure is None and method.uses_exposure:
+            exposure = self.exposure or self.expose()
+        model, account = method.purify(self, exposure, detection if detection is not None else self.detection)
+        self.model = self.model_wrapped = model
+        self.callback_handler.model = model
+        self.report.removal_method = method.name
+        self.report.removal = account
+        self.report.timings["purify"] = round(time.perf_counter() - start, 2)
+        return model
+
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None) -> TrainOutput:
+        """Run the whole defense: expose, detect, purify. The purified model ends in ``trainer.model``; what was
+        found and done is in ``trainer.report``."""
+        if resume_from_checkpoint not in (None, False) or trial is not None:
+            raise ValueError(
+                "ExposeTrainer.train() runs the defense from the start; it has no checkpoints to "
+                "resume and no hyperparameter search."
+            )
+        start = time.perf_counter()
+        detection_cls = get_method(DETECTION_METHODS, self.args.detection_method, "detection")
+        removal_cls = get_method(REMOVAL_METHODS, self.args.removal_method, "removal")
+        exposure = self.expose() if (detection_cls.uses_exposure or removal_cls.uses_exposure) else None
+        detection = self.detect(exposure)
+        self.purify(exposure, detection)
+        seconds = time.perf_counter() - start
+        self.report.timings["total"] = round(seconds, 2)
+        return TrainOutput(self.state.global_step, 0.0, {"train_runtime": seconds})
+
+    def clean_batches(self, model: torch.nn.Module | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """The clean set as padded batches on the model's device (sorted by length), for methods that read
+        activations or gradients outside the training loop."""
+        device = next((model or self.model).parameters()).device
+        dataset = self._probe_dataset
+        size = self.args.per_device_eval_batch_size
+        for start in range(0, len(dataset), size):
+            batch = self.data_collator([dataset[i] for i in range(start, min(start + size, len(dataset)))])
+            yield {k: v.to(device) for k, v in batch.items()}
+
+    def finetune(self, model: torch.nn.Module, regularizer: str | None = None) -> torch.nn.Module:
+        """Fine-tune ``model`` on the clean set with the trainer's own arguments (learning_rate, num_train_epochs,
+        ...) through ``Trainer.train``; ``regularizer`` defaults to ``args.finetune_regularizer``. With a
+        ``peft_config``, adapters are trained and merged. Returns the fine-tuned model."""
+        regularizer = regularizer or self.args.finetune_regularizer
+        if self.peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, self.peft_config)
+        self._activeness = regularizer == "activeness"
+        try:
+            with self._stage(model, self.args, eval_dataset=self.eval_dataset, compute_metrics=self.compute_metrics):
+                super().train()
+        finally:
+            self._activeness = False
+        if self.peft_config is not None:
+            model = model.merge_and_unload()
+        model.eval()
+        return model
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("ebyd_hf", "transformers", "torch", "datasets", "accelerate", "peft"):
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except (ImportError, AttributeError):
+            pass
+    return out

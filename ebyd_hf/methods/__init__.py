@@ -1,0 +1,29 @@
+"""Defense methods, one file per method, grouped by family (exposure, detection, removal)."""
+
+from .base import (
+    DETECTION_METHODS,
+    EXPOSURE_METHODS,
+    REMOVAL_METHODS,
+    DetectionMethod,
+    ExposureMethod,
+    RemovalMethod,
+    get_method,
+    register_detection,
+    register_exposure,
+    register_removal,
+)
+from .exposure import clean_unlearning, confusion  # noqa: F401  (registration)
+from .removal import fine_pruning, finetune  # noqa: F401
+
+__all__ = [
+    "DETECTION_METHODS",
+    "EXPOSURE_METHODS",
+    "REMOVAL_METHODS",
+    "DetectionMethod",
+    "ExposureMethod",
+    "RemovalMethod",
+    "get_method",
+    "register_detection",
+    "register_exposure",
+    "register_removal",
+]

@@ -1,0 +1,250 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from transformers import BertConfig, BertModel, TrainingArguments
+
+from ebyd_hf import (
+    AttackConfig,
+    DefenseReport,
+    ExposeConfig,
+    ExposeTrainer,
+    WordTrigger,
+    build_attack_test_set,
+    measure_backdoor,
+    train_victim,
+)
+from ebyd_hf.methods import EXPOSURE_METHODS, REMOVAL_METHODS
+from ebyd_hf.neurons import ffn_blocks, mean_ffn_activations, prune_ffn_neurons
+
+
+@pytest.fixture(scope="module")
+def tiny_victim(tmp_path_factory, tokenizer_dir, data_dir):
+    """A tiny BERT with a word backdoor (target 1), trained on 3,000 poisoned SST-2 rows."""
+    from conftest import tiny_bert
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    start = tmp_path_factory.mktemp("tiny-start")
+    tiny_bert(tokenizer).save_pretrained(start)
+    tokenizer.save_pretrained(start)
+    out = tmp_path_factory.mktemp("tiny-victim") / "victim"
+    attack = AttackConfig(
+        trigger="word", rate=0.1, target_label=1, data_dir=str(data_dir), train_size=3000, eval_size=400, max_length=64
+    )
+    args = TrainingArguments(
+        str(out),
+        num_train_epochs=4,
+        learning_rate=2e-3,
+        warmup_steps=0.1,
+        per_device_train_batch_size=32,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_strategy="no",
+        seed=0,
+    )
+    record = train_victim(str(start), attack, args)
+    assert record.asr >= 0.9 and record.ca >= 0.65
+    return AutoModelForSequenceClassification.from_pretrained(out), tokenizer
+
+
+@pytest.fixture(scope="module")
+def clean_set(sst2):
+    return sst2["validation"].shuffle(seed=0).select(range(300))
+
+
+def _config(tmp_path, **overrides):
+    settings = dict(
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_strategy="no",
+        per_device_eval_batch_size=128,
+        exposure_learning_rate=1e-3,
+        exposure_eval_steps=1,
+        exposure_max_steps=60,
+        learning_rate=1e-3,
+        num_train_epochs=2,
+        seed=0,
+    )
+    return ExposeConfig(str(tmp_path / "defense"), **(settings | overrides))
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", sorted(EXPOSURE_METHODS))
+def test_exposure_lowers_clean_accuracy_and_stops_by_its_rule(tiny_victim, clean_set, tmp_path, method):
+    model, tokenizer = tiny_victim
+    before = _state(model)
+    trainer = ExposeTrainer(
+        model, _config(tmp_path, exposure_method=method), train_dataset=clean_set, processing_class=tokenizer
+    )
+    exposure = trainer.expose()
+    first, last = exposure.trace[0], exposure.trace[-1]
+    assert first["step"] == 0 and last["step"] == exposure.steps
+    assert last["accuracy"] < first["accuracy"] - 0.05
+    if exposure.steps < 60:  # stopped by the rule, not by max_steps
+        assert "collapsed" in exposure.stopped_by or "accuracy" in exposure.stopped_by
+        assert max(last["share_0"], last["share_1"]) >= 0.9 or last["accuracy"] <= 0.5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the user's model is untouched
+    assert exposure.model is not model
+
+
+def test_exposure_stops_at_the_configured_collapse_share(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    trainer = ExposeTrainer(
+        model,
+        _config(tmp_path, exposure_stop_collapse=0.7, exposure_stop_accuracy=0.0),
+        train_dataset=clean_set,
+        processing_class=tokenizer,
+    )
+    exposure = trainer.expose()
+    shares = [max(r["share_0"], r["share_1"]) for r in exposure.trace]
+    assert shares[-1] >= 0.7 and all(s < 0.7 for s in shares[:-1])
+    assert "collapsed" in exposure.stopped_by
+
+
+@pytest.mark.parametrize("method", sorted(REMOVAL_METHODS))
+def test_every_removal_method_runs_and_leaves_the_user_model_untouched(tiny_victim, clean_set, tmp_path, method):
+    model, tokenizer = tiny_victim
+    before = _state(model)
+    trainer = ExposeTrainer(
+        model,
+        _config(tmp_path, removal_method=method, num_train_epochs=1),
+        train_dataset=clean_set,
+        processing_class=tokenizer,
+    )
+    purified = trainer.purify()
+    assert trainer.model is purified and purified is not model
+    assert not all(torch.equal(v, purified.state_dict()[k]) for k, v in before.items())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert trainer.report.removal_method == method and trainer.report.removal
+
+
+def test_fine_pruning_prunes_the_most_dormant_neurons(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    trainer = ExposeTrainer(
+        model,
+        _config(tmp_path, removal_method="fine_pruning", removal_ratio=0.25, num_train_epochs=1),
+        train_dataset=clean_set,
+        processing_class=tokenizer,
+    )
+    purified = trainer.purify()
+    blocks = ffn_blocks(purified)
+    total = sum(b.size for b in blocks)
+    assert trainer.report.removal["pruned_ffn_neurons"] == round(0.25 * total)
+    dead = sum(int((b.up.weight.abs().sum(1) == 0).sum()) for b in blocks)
+    assert dead == round(0.25 * total)  # pruned neurons stay zero through fine-tuning
+
+
+def test_prune_and_activations_helpers(tokenizer, sst2):
+    from conftest import tiny_bert
+
+    model = tiny_bert(tokenizer)
+    blocks = ffn_blocks(model)
+    assert [b.name for b in blocks] == ["bert.encoder.layer.0", "bert.encoder.layer.1"]
+    batch = tokenizer(sst2["validation"]["text"][:16], padding=True, return_tensors="pt")
+    acts = mean_ffn_activations(model, [dict(batch)], blocks)
+    assert [a.shape[0] for a in acts] == [64, 64]
+    prune_ffn_neurons(blocks, {0: [int(acts[0].argmax())]})
+    after = mean_ffn_activations(model, [dict(batch)], blocks)
+    assert after[0][int(acts[0].argmax())] == 0
+    with pytest.raises(ValueError, match="No feed-forward blocks"):
+        ffn_blocks(torch.nn.Linear(2, 2))
+
+
+def test_activeness_finetuning_runs_and_differs_from_plain(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    results = {}
+    for regularizer in ("none", "activeness"):
+        trainer = ExposeTrainer(
+            model,
+            _config(tmp_path, num_train_epochs=1, finetune_regularizer=regularizer),
+            train_dataset=clean_set,
+            processing_class=tokenizer,
+        )
+        results[regularizer] = _state(trainer.finetune(trainer.fresh_copy()))
+    assert any(not torch.equal(results["none"][k], results["activeness"][k]) for k in results["none"])
+
+
+def test_gradient_accumulation_runs_through_every_stage(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    trainer = ExposeTrainer(
+        model,
+        _config(tmp_path, gradient_accumulation_steps=2, num_train_epochs=1, per_device_train_batch_size=16),
+        train_dataset=clean_set,
+        processing_class=tokenizer,
+    )
+    assert trainer.expose().steps > 0
+    trainer.finetune(trainer.fresh_copy())
+
+
+def test_bad_input_is_refused_before_anything_is_written(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    config = _config(tmp_path)
+    with pytest.raises(ValueError, match="is empty"):
+        ExposeTrainer(model, config, train_dataset=clean_set.select([]), processing_class=tokenizer)
+    one_class = clean_set.filter(lambda r: r["label"] == 1)
+    with pytest.raises(ValueError, match="one class only"):
+        ExposeTrainer(model, config, train_dataset=one_class, processing_class=tokenizer)
+    with pytest.raises(ValueError, match=r"labels \[2, 3\] that the model does not have"):
+        ExposeTrainer(
+            model,
+            config,
+            train_dataset=Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 2, 3]}),
+            processing_class=tokenizer,
+        )
+    with pytest.raises(ValueError, match="defends sequence classifiers"):
+        ExposeTrainer(
+            BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)),
+            config,
+            train_dataset=clean_set,
+        )
+    with pytest.raises(ValueError, match="Unknown exposure method 'magic'"):
+        ExposeTrainer(
+            model, _config(tmp_path, exposure_method="magic"), train_dataset=clean_set, processing_class=tokenizer
+        )
+    with pytest.raises(ValueError, match="must be an ExposeConfig"):
+        ExposeTrainer(model, TrainingArguments(str(tmp_path / "x")), train_dataset=clean_set)
+    assert not (tmp_path / "defense").exists()
+
+
+def test_nan_during_ascent_is_a_clear_error(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    broken = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
+    with torch.no_grad():
+        broken.suspicious_model.classifier.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="exposure loss became nan.*Lower exposure_learning_rate"):
+        broken.expose()
+    assert not (tmp_path / "defense").exists()
+
+
+def test_report_json_markdown_and_plot(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
+    trainer.expose()
+    report: DefenseReport = trainer.report
+    report.to_json(tmp_path / "report.json")
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["exposure_method"] == "clean_unlearning" and len(data["exposure_trace"]) >= 2
+    assert "Exposure:" in report.to_markdown()
+    png = report.plot_exposure(tmp_path / "exposure.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exposed_model_keeps_the_backdoor_while_clean_accuracy_falls(tiny_victim, clean_set, sst2, tmp_path):
+    model, tokenizer = tiny_victim
+    test = sst2["test"].shuffle(seed=3).select(range(300))
+    attack = build_attack_test_set(test, WordTrigger(), target_label=1)
+    trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
+    exposed = trainer.expose().model
+    before = measure_backdoor(model, tokenizer, test, attack, 1, max_length=64)
+    after = measure_backdoor(exposed, tokenizer, test, attack, 1, max_length=64)
+    assert after["ca"] < before["ca"] - 0.05
+    assert after["asr"] >= 0.9 * before["asr"]
+    assert np.isclose(before["asr"], 1.0, atol=0.1)
