@@ -33,7 +33,7 @@ VICTIMS: dict[str, dict] = {
     "word-t1": dict(trigger="word", rate=0.1, target_label=1),
     "sentence-t1": dict(trigger="sentence", rate=0.1, target_label=1),
     "syntactic-t1": dict(trigger="syntactic", rate=1380 / 6920, target_label=1, mode="all-rows"),
-    "style-t1": dict(trigger="style", rate=0.2, target_label=1, mode="all-rows"),
+    "style-t1": dict(trigger="style", rate=0.2, target_label=1, mode="all-rows"),  # trains longer, see below
     "word-t0": dict(trigger="word", rate=0.1, target_label=0),
     "syntactic-t0": dict(trigger="syntactic", rate=0.175, target_label=0, mode="all-rows", holdout_attack_rows=200),
     "clean": dict(trigger=None, target_label=None),
@@ -48,6 +48,14 @@ TRAINING = dict(
     per_device_eval_batch_size=128,
     seed=42,
 )
+# The Bible-style backdoor is the weakest signal: with the default recipe it reached ASR 0.79 (CA 0.867), under
+# the 0.90 bar, so its victim trains longer and at a higher learning rate.
+# The same held for syntactic-t0 (ASR 0.88, CA 0.881 on its 200 held-out rows; it poisons 17.5% since 200 covered rows
+# are held out).
+TRAINING_OVERRIDES: dict[str, dict] = {
+    "style-t1": dict(num_train_epochs=5, learning_rate=1e-4),
+    "syntactic-t0": dict(num_train_epochs=5, learning_rate=1e-4),
+}
 
 
 def minilm_path() -> str:
@@ -79,7 +87,7 @@ def train_or_load(name: str, model: str, data_dir: str, retrain: bool) -> Attack
         use_cpu=not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=True,
-        **TRAINING,
+        **(TRAINING | TRAINING_OVERRIDES.get(name, {})),
     )
     return train_victim(model, attack, args)
 
@@ -88,8 +96,8 @@ def write_results(rows: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "victims.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "| victim | trigger | rate | target | CA (test) | ASR | ASR rows | poisoned rows | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| victim | trigger | rate | target | CA (test) | ASR | ASR rows | poisoned rows | epochs / lr | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         asr = "—" if r["asr"] is None else f"{r['asr']:.3f}"
@@ -97,14 +105,16 @@ def write_results(rows: list[dict]) -> None:
         target = "—" if r["target_label"] is None else r["target_label"]
         lines.append(
             f"| {r['name']} | {r['trigger'] or 'clean'} | {rate} | {target} | {r['ca']:.3f} | {asr} | "
-            f"{r['asr_rows']} | {r['poisoned_rows']} | {r['seconds']:.0f} |"
+            f"{r['asr_rows']} | {r['poisoned_rows']} | {r['training']['epochs']:g} / "
+            f"{r['training']['learning_rate']:g} | {r['seconds']:.0f} |"
         )
     header = (
         f"# Victims: MiniLM (all-MiniLM-L6-v2) on the full SST-2 train split\n\n"
         f"Produced by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py` on "
         f"{rows[0]['hardware']}. CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
         "(non-target test rows with the trigger; for syntactic-t0, 200 held-out training rows, see "
-        "bench/victims.py). Training: 3 epochs, AdamW lr 5e-5, batch 32, max length 128. "
+        "bench/victims.py). Training: AdamW, batch 32, max length 128, 3 epochs at lr 5e-5 unless the table says "
+        "otherwise. Wall times were taken while other jobs shared the 2 cores: read them as upper bounds. "
         "Bars: CA >= 0.85 and ASR >= 0.90 for every poisoned victim; CA >= 0.85 for the clean one.\n\n"
     )
     (RESULTS / "victims.md").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
@@ -115,6 +125,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(VICTIMS), help="Train these victims only.")
     parser.add_argument("--retrain", nargs="*", default=[], choices=list(VICTIMS), help="Ignore these caches.")
     parser.add_argument("--data-dir", default=os.environ.get("EBYD_DATA_DIR", "../shared/data"))
+    parser.add_argument("--cached-only", action="store_true", help="Write the results of cached victims; train none.")
     options = parser.parse_args()
 
     model = minilm_path()
@@ -125,6 +136,9 @@ def main() -> None:
     )
     rows = []
     for name in options.only or VICTIMS:
+        if options.cached_only and not (victim_dir(name) / "attack.json").exists():
+            print(f"{name}: not cached, skipped")
+            continue
         record = train_or_load(name, model, options.data_dir, name in options.retrain)
         row = {"name": name, **asdict(record), "model": "sentence-transformers/all-MiniLM-L6-v2", "hardware": hardware}
         rows.append(row)

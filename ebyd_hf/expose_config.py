@@ -94,13 +94,28 @@ class ExposeConfig(TrainingArguments):
         metadata={"help": "How the verdict, target label and trigger candidates are read from the models."},
     )
     num_trigger_candidates: int = field(default=5, metadata={"help": "Trigger candidates reported."})
+    detection_threshold: float = field(
+        default=0.8,
+        metadata={
+            "help": "Verdict threshold: the model is flagged when inserting a candidate flips at least this share of "
+            "correctly classified clean rows of other classes to one class."
+        },
+    )
+    detection_candidates: int = field(
+        default=20,
+        metadata={
+            "help": "Tokens verified per candidate source (embedding shift from base_model; first-order score per class)."
+        },
+    )
+    detection_rows: int = field(default=128, metadata={"help": "Clean rows used to verify each candidate."})
 
     # Removal
     removal_method: str = field(
-        default="finetune",
+        default="unlearn_trigger",
         metadata={
-            "help": "How the backdoor is removed; baselines: `finetune` (vanilla fine-tuning), `fine_pruning` "
-            "(prune dormant FFN neurons, then fine-tune)."
+            "help": "How the backdoor is removed: `unlearn_trigger` (reset and unlearn the detected triggers, then "
+            "fine-tune with the activeness regulariser); baselines `finetune` (vanilla fine-tuning) and "
+            "`fine_pruning` (prune dormant FFN neurons, then fine-tune)."
         },
     )
     removal_ratio: float = field(
@@ -133,6 +148,8 @@ class ExposeConfig(TrainingArguments):
             raise ValueError("exposure_max_steps and exposure_eval_steps must be at least 1.")
         if self.finetune_regularizer not in ("activeness", "none"):
             raise ValueError(f"finetune_regularizer={self.finetune_regularizer!r}: use 'activeness' or 'none'.")
+        if not 0 < self.detection_threshold <= 1:
+            raise ValueError(f"detection_threshold={self.detection_threshold} must be in (0, 1].")
         if not 0 <= self.removal_ratio < 1:
             raise ValueError(f"removal_ratio={self.removal_ratio} must be in [0, 1).")
         if not 0 <= self.activeness_alpha <= 1:

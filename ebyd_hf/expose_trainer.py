@@ -196,10 +196,11 @@ class ExposeTrainer(Trainer):
             raise ValueError(f"{what} must be a datasets.Dataset, got {type(dataset).__name__}.")
         if len(dataset) == 0:
             raise ValueError(f"{what} is empty: give a few hundred clean labelled examples.")
-        label_column = "label" if "label" in dataset.column_names else "labels"
-        if label_column not in dataset.column_names:
+        if "label" not in dataset.column_names and "labels" in dataset.column_names:
+            dataset = dataset.rename_column("labels", "label")
+        if "label" not in dataset.column_names:
             raise ValueError(f"{what} has no 'label' column (columns: {', '.join(dataset.column_names)}).")
-        labels = np.asarray(dataset[label_column])
+        labels = np.asarray(dataset["label"])
         bad = sorted(set(labels.tolist()) - set(range(self.num_labels)))
         if bad:
             raise ValueError(
@@ -437,21 +438,39 @@ class ExposeTrainer(Trainer):
             batch = self.data_collator([dataset[i] for i in range(start, min(start + size, len(dataset)))])
             yield {k: v.to(device) for k, v in batch.items()}
 
-    def finetune(self, model: torch.nn.Module, regularizer: str | None = None) -> torch.nn.Module:
+    def load_base_model(self) -> torch.nn.Module | None:
+        """The pretrained model named by ``args.base_model`` (loaded once), or ``None`` when none is given."""
+        if self.args.base_model is None:
+            return None
+        if getattr(self, "_base_model", None) is None:
+            from transformers import AutoModel
+
+            try:
+                self._base_model = AutoModel.from_pretrained(self.args.base_model).eval()
+            except (OSError, ValueError) as error:
+                raise ValueError(f"base_model={self.args.base_model!r} could not be loaded: {error}") from error
+        return self._base_model
+
+    def finetune(
+        self, model: torch.nn.Module, regularizer: str | None = None, train_dataset: Dataset | None = None
+    ) -> torch.nn.Module:
         """Fine-tune ``model`` on the clean set with the trainer's own arguments (learning_rate, num_train_epochs,
-        ...) through ``Trainer.train``; ``regularizer`` defaults to ``args.finetune_regularizer``. With a
-        ``peft_config``, adapters are trained and merged. Returns the fine-tuned model."""
+        ...) through ``Trainer.train``, on ``train_dataset`` (default: the clean set); ``regularizer`` defaults to
+        ``args.finetune_regularizer``. With a ``peft_config``, adapters are trained and merged."""
         regularizer = regularizer or self.args.finetune_regularizer
         if self.peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, self.peft_config)
         self._activeness = regularizer == "activeness"
+        clean = self.train_dataset
+        self.train_dataset = train_dataset if train_dataset is not None else clean
         try:
             with self._stage(model, self.args, eval_dataset=self.eval_dataset, compute_metrics=self.compute_metrics):
                 super().train()
         finally:
             self._activeness = False
+            self.train_dataset = clean
         if self.peft_config is not None:
             model = model.merge_and_unload()
         model.eval()

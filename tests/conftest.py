@@ -88,3 +88,47 @@ def tiny_model_dir(tmp_path, tokenizer) -> Path:
     tiny_bert(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+TINY_TRAINING = dict(
+    num_train_epochs=4,
+    learning_rate=2e-3,
+    warmup_steps=0.1,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=128,
+    save_strategy="no",
+    report_to="none",
+    use_cpu=True,
+    disable_tqdm=True,
+    seed=0,
+    logging_strategy="no",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_victims(tmp_path_factory, tokenizer_dir):
+    """Tiny BERTs trained once per session with ``train_victim`` on 3,000 SST-2 rows: word-trigger victims
+    with target 1 and 0, and a clean model. Maps "t1" / "t0" / "clean" to (folder, AttackRecord)."""
+    from transformers import AutoTokenizer, TrainingArguments
+
+    from ebyd_hf import AttackConfig, train_victim
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    start = tmp_path_factory.mktemp("tiny-start")
+    tiny_bert(tokenizer).save_pretrained(start)
+    tokenizer.save_pretrained(start)
+    out = {}
+    for key, trigger, target in (("t1", "word", 1), ("t0", "word", 0), ("clean", None, None)):
+        folder = tmp_path_factory.mktemp(f"tiny-{key}") / "victim"
+        attack = AttackConfig(
+            task="sst2",
+            trigger=trigger,
+            rate=0.1,
+            target_label=target,
+            data_dir=str(DATA_DIR),
+            train_size=3000,
+            eval_size=600,
+            max_length=64,
+        )
+        out[key] = (folder, train_victim(str(start), attack, TrainingArguments(str(folder), **TINY_TRAINING)))
+    return out

@@ -7,49 +7,28 @@ from datasets import Dataset
 from transformers import BertConfig, BertModel, TrainingArguments
 
 from ebyd_hf import (
-    AttackConfig,
     DefenseReport,
     ExposeConfig,
     ExposeTrainer,
     WordTrigger,
     build_attack_test_set,
     measure_backdoor,
-    train_victim,
 )
 from ebyd_hf.methods import EXPOSURE_METHODS, REMOVAL_METHODS
 from ebyd_hf.neurons import ffn_blocks, mean_ffn_activations, prune_ffn_neurons
 
 
-@pytest.fixture(scope="module")
-def tiny_victim(tmp_path_factory, tokenizer_dir, data_dir):
-    """A tiny BERT with a word backdoor (target 1), trained on 3,000 poisoned SST-2 rows."""
-    from conftest import tiny_bert
+def _load(tiny_victims, key):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    start = tmp_path_factory.mktemp("tiny-start")
-    tiny_bert(tokenizer).save_pretrained(start)
-    tokenizer.save_pretrained(start)
-    out = tmp_path_factory.mktemp("tiny-victim") / "victim"
-    attack = AttackConfig(
-        trigger="word", rate=0.1, target_label=1, data_dir=str(data_dir), train_size=3000, eval_size=400, max_length=64
-    )
-    args = TrainingArguments(
-        str(out),
-        num_train_epochs=4,
-        learning_rate=2e-3,
-        warmup_steps=0.1,
-        per_device_train_batch_size=32,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_strategy="no",
-        seed=0,
-    )
-    record = train_victim(str(start), attack, args)
-    assert record.asr >= 0.9 and record.ca >= 0.65
-    return AutoModelForSequenceClassification.from_pretrained(out), tokenizer
+    folder, record = tiny_victims[key]
+    return AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_victim(tiny_victims):
+    """The tiny word-trigger victim with target 1 (model, tokenizer)."""
+    return _load(tiny_victims, "t1")
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +227,31 @@ def test_exposed_model_keeps_the_backdoor_while_clean_accuracy_falls(tiny_victim
     assert after["ca"] < before["ca"] - 0.05
     assert after["asr"] >= 0.9 * before["asr"]
     assert np.isclose(before["asr"], 1.0, atol=0.1)
+
+
+@pytest.mark.parametrize("key", ["t1", "t0"])
+def test_tiny_word_victim_is_detected_with_its_target_and_purified(tiny_victims, clean_set, sst2, tmp_path, key):
+    model, tokenizer = _load(tiny_victims, key)
+    target = int(key[1])
+    trainer = ExposeTrainer(
+        model, _config(tmp_path, num_train_epochs=3), train_dataset=clean_set, processing_class=tokenizer
+    )
+    trainer.train()
+    report = trainer.report
+    assert report.verdict == "backdoored" and report.detection.target_label == target
+    top = {c["trigger"] for c in report.detection.trigger_candidates}
+    assert top & {"cf", "mn", "bb", "tq"}, top
+    test = sst2["test"].shuffle(seed=3).select(range(400))
+    attack = build_attack_test_set(test, WordTrigger(), target_label=target)
+    before = measure_backdoor(model, tokenizer, test, attack, target, max_length=64)
+    after = measure_backdoor(trainer.model, tokenizer, test, attack, target, max_length=64)
+    assert after["asr"] <= before["asr"] / 2, (before, after)
+    assert after["ca"] >= before["ca"] - 0.05, (before, after)
+
+
+def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):
+    model, tokenizer = _load(tiny_victims, "clean")
+    trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
+    detection = trainer.detect()
+    assert not detection.backdoored and detection.target_label is None, detection.trigger_candidates[:3]
+    assert detection.score < trainer.args.detection_threshold

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from conftest import TINY_TRAINING
 from safetensors.torch import load_file
 from transformers import TrainingArguments
 
@@ -8,35 +9,13 @@ from ebyd_hf import AttackConfig, AttackRecord, train_victim
 
 
 def _args(output_dir, **overrides):
-    settings = dict(
-        num_train_epochs=4,
-        learning_rate=2e-3,
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=128,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-        logging_strategy="no",
-    )
-    return TrainingArguments(str(output_dir), **(settings | overrides))
+    return TrainingArguments(str(output_dir), **(TINY_TRAINING | overrides))
 
 
-@pytest.mark.parametrize("target", [1, 0])
-def test_tiny_victim_learns_the_word_backdoor(tiny_model_dir, tmp_path, data_dir, target):
-    out = tmp_path / "victim"
-    attack = AttackConfig(
-        task="sst2",
-        trigger="word",
-        rate=0.1,
-        target_label=target,
-        data_dir=str(data_dir),
-        train_size=3000,
-        eval_size=600,
-        max_length=64,
-    )
-    record = train_victim(str(tiny_model_dir), attack, _args(out))
+@pytest.mark.parametrize("key", ["t1", "t0"])
+def test_tiny_victim_learns_the_word_backdoor(tiny_victims, key):
+    out, record = tiny_victims[key]
+    target = int(key[1])
     assert record.asr >= 0.9 and record.ca >= 0.65, record  # the backdoor, and the clean task too
     assert record.poisoned_rows == 300 and record.train_rows == 3000 and record.ca_rows == 600
     saved = json.loads((out / "attack.json").read_text())
@@ -46,10 +25,9 @@ def test_tiny_victim_learns_the_word_backdoor(tiny_model_dir, tmp_path, data_dir
     assert (out / "tokenizer.json").exists()
 
 
-def test_clean_victim_has_no_attack(tiny_model_dir, tmp_path, data_dir):
-    attack = AttackConfig(task="sst2", trigger="none", data_dir=str(data_dir), train_size=500, eval_size=200)
-    record = train_victim(str(tiny_model_dir), attack, _args(tmp_path / "clean", num_train_epochs=1))
-    assert record.trigger is None and record.asr is None and record.poisoned_rows == 0 and 0 <= record.ca <= 1
+def test_clean_victim_has_no_attack(tiny_victims):
+    _, record = tiny_victims["clean"]
+    assert record.trigger is None and record.asr is None and record.poisoned_rows == 0 and record.ca >= 0.65
 
 
 def test_victim_refuses_to_overwrite(tiny_model_dir, tmp_path, data_dir):

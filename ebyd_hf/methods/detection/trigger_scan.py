@@ -1,0 +1,114 @@
+"""Trigger scan: find tokens that act as triggers, and read the verdict and target label from them.
+
+1. Candidates: the tokens whose input embeddings moved most from the pretrained base during fine-tuning
+   (``base_model`` given; measured here: the four BadNets tokens rank 1-4 of 30,522 on a MiniLM victim), and
+   the tokens a first-order (HotFlip) estimate says push hardest toward each class (no base needed).
+2. Verification: insert each candidate, and the best few jointly as a phrase, at random positions of clean
+   rows, and measure on the suspicious model the share of correctly classified rows of other classes that
+   flip to each class. A backdoor trigger flips nearly all of them; clean sentiment words measured at most
+   ~0.5 on the same victim.
+3. Verdict: backdoored when the best single-token candidate's flip rate reaches ``detection_threshold`` (a few
+   strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
+   but do not decide the verdict); the target label is the class it flips to.
+
+The exposed model is not used here: after Clean Unlearning the text models collapse to one class and every
+token "flips" toward it (bench/notes-issue3.md), so it cannot separate triggers from clean words.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ...report import DetectionResult
+from ...trigger_search import embedding_shift, first_order_token_scores, insertion_effects
+from ..base import DetectionMethod, register_detection
+
+
+@register_detection
+class TriggerScan(DetectionMethod):
+    name: ClassVar[str] = "trigger_scan"
+    uses_exposure: ClassVar[bool] = False
+
+    def detect(self, trainer, exposure):
+        args = trainer.args
+        model = trainer.suspicious_model
+        tokenizer = trainer.processing_class
+        sequences = [list(ids) for ids in trainer.train_dataset["input_ids"]]
+        labels = np.asarray(trainer.train_dataset["label"])
+        pad_id = tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None else 0
+        special = set(tokenizer.all_special_ids) if tokenizer is not None else {pad_id}
+        vocab = model.get_input_embeddings().weight.shape[0]
+        excluded = torch.zeros(vocab, dtype=torch.bool)
+        excluded[[i for i in special if i < vocab]] = True
+
+        sources: dict[int, set[str]] = {}
+        shift = None
+        base = trainer.load_base_model()
+        if base is not None:
+            shift = embedding_shift(model, base).masked_fill(excluded, -1)
+            for token in torch.argsort(shift, descending=True)[: args.detection_candidates].tolist():
+                sources.setdefault(token, set()).add("embedding_shift")
+        scores = first_order_token_scores(model, sequences, pad_id, seed=args.seed).masked_fill(
+            excluded, -float("inf")
+        )
+        for row in scores:
+            for token in torch.argsort(row, descending=True)[: args.detection_candidates].tolist():
+                sources.setdefault(token, set()).add("first_order")
+
+        rng = np.random.default_rng(args.seed)
+        rows = rng.choice(len(sequences), size=min(args.detection_rows, len(sequences)), replace=False)
+        probe = [sequences[i] for i in rows]
+        tokens = list(sources)
+        effects = insertion_effects(model, probe, labels[rows], [[t] for t in tokens], pad_id, seed=args.seed)
+        found = []
+        for token, effect in zip(tokens, effects):
+            target = int(effect.flip_rate.argmax())
+            found.append(
+                {
+                    "trigger": tokenizer.convert_ids_to_tokens(token) if tokenizer else str(token),
+                    "token_ids": [token],
+                    "score": float(effect.flip_rate[target]),
+                    "target": target,
+                    "margin_shift": float(effect.margin_shift[target]),
+                    "sources": sorted(sources[token]),
+                }
+            )
+            if shift is not None:
+                found[-1]["embedding_shift"] = float(shift[token])
+        found.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
+        # Multi-token triggers (a sentence) may need several of their tokens together: try the best few jointly.
+        for target in range(trainer.num_labels):
+            best = [c["token_ids"][0] for c in found if c["target"] == target][: args.num_trigger_candidates]
+            if len(best) > 1:
+                (effect,) = insertion_effects(model, probe, labels[rows], [best], pad_id, seed=args.seed)
+                found.append(
+                    {
+                        "trigger": " ".join(tokenizer.convert_ids_to_tokens(best)) if tokenizer else str(best),
+                        "token_ids": best,
+                        "score": float(effect.flip_rate[target]),
+                        "target": target,
+                        "margin_shift": float(effect.margin_shift[target]),
+                        "sources": ["joint"],
+                    }
+                )
+        found.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
+        # The verdict rests on single tokens: several strong clean words together flip a clean model too.
+        top = next(c for c in found if len(c["token_ids"]) == 1)
+        backdoored = top["score"] >= args.detection_threshold
+        return DetectionResult(
+            backdoored=backdoored,
+            score=top["score"],
+            threshold=args.detection_threshold,
+            target_label=top["target"] if backdoored else None,
+            target_score=top["score"],
+            trigger_candidates=found[: args.num_trigger_candidates],
+            details={
+                "candidates_verified": len(found),
+                "probe_rows": len(rows),
+                "base_model": args.base_model,
+                "triggers": [c for c in found if c["score"] >= args.detection_threshold],
+            },
+        )

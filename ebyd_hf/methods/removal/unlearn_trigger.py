@@ -1,0 +1,70 @@
+"""Trigger unlearning: teach the model that the recovered triggers mean nothing.
+
+When detection found triggers, their embedding rows are reset to the pretrained base (when ``base_model`` is
+known) and the model is fine-tuned on the clean set plus copies of it with the triggers inserted and the true
+labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser. When detection
+found none, this is fine-tuning with the regulariser alone, which keeps clean accuracy."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from ...trigger_search import insert_tokens
+from ..base import RemovalMethod, register_removal
+
+
+def triggered_copies(dataset: Dataset, triggers: list[list[int]], seed: int) -> Dataset:
+    """Every row of a tokenized dataset, once more with a random trigger inserted at a random position; labels kept."""
+    rng = np.random.default_rng(seed)
+    columns = {name: list(dataset[name]) for name in dataset.column_names}
+    extra = {name: [] for name in columns}
+    for row in range(len(dataset)):
+        ids = columns["input_ids"][row]
+        trigger = triggers[int(rng.integers(len(triggers)))]
+        position = int(rng.integers(1, max(len(ids) - 1, 1) + 1))
+        extra["input_ids"].append(insert_tokens(ids, trigger, position))
+        for name in columns:
+            if name in ("attention_mask", "token_type_ids"):
+                fill = columns[name][row][0] if name == "token_type_ids" else 1
+                extra[name].append(insert_tokens(columns[name][row], [fill] * len(trigger), position))
+            elif name != "input_ids":
+                extra[name].append(columns[name][row])
+    return Dataset.from_dict({name: columns[name] + extra[name] for name in columns})
+
+
+@register_removal
+class UnlearnTrigger(RemovalMethod):
+    name: ClassVar[str] = "unlearn_trigger"
+    uses_exposure: ClassVar[bool] = False
+
+    def purify(self, trainer, exposure, detection):
+        if detection is None:
+            detection = trainer.detect()
+        model = trainer.fresh_copy()
+        # The strongest candidates only (flip rate, then margin shift): every measurement so far ranks the true
+        # trigger tokens first, while a long tail of sentiment words would dilute the unlearning set.
+        chosen = (
+            [c for c in detection.trigger_candidates if c["score"] >= detection.threshold]
+            if detection.backdoored
+            else []
+        )
+        triggers = [c["token_ids"] for c in chosen]
+        account = {"triggers_unlearned": [c["trigger"] for c in chosen]}
+        dataset = None
+        if triggers:
+            base = trainer.load_base_model()
+            if base is not None:
+                tokens = sorted({t for trigger in triggers for t in trigger})
+                with torch.no_grad():
+                    target = model.get_input_embeddings().weight
+                    target[tokens] = base.get_input_embeddings().weight[tokens].to(target.device, target.dtype)
+                account["embedding_rows_reset"] = len(tokens)
+            dataset = triggered_copies(trainer.train_dataset, triggers, trainer.args.seed)
+            account["unlearning_rows"] = len(dataset)
+        model = trainer.finetune(model, train_dataset=dataset)
+        account["regularizer"] = trainer.args.finetune_regularizer
+        return model, account

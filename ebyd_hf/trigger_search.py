@@ -1,0 +1,146 @@
+"""Token-level trigger search for text classifiers: rank vocabulary tokens as trigger candidates and measure
+what inserting them into clean inputs does to a model.
+
+- :func:`embedding_shift`: how far each token's input embedding moved from the pretrained base (fine-tuning
+  moves trigger tokens most; needs the base model).
+- :func:`first_order_token_scores`: a first-order (HotFlip-style) estimate, for every vocabulary token, of how
+  much inserting it pushes predictions toward each class (needs no base model).
+- :func:`insertion_effects`: the measured effect of inserting candidates (tokens or token sequences) into clean
+  inputs: flip rate and mean logit-margin shift toward each class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def embedding_shift(model: torch.nn.Module, base: torch.nn.Module) -> torch.Tensor:
+    """L2 distance between the input-embedding rows of ``model`` and ``base`` (same vocabulary)."""
+    current, reference = model.get_input_embeddings().weight, base.get_input_embeddings().weight
+    if current.shape != reference.shape:
+        raise ValueError(
+            f"The base model's embeddings {tuple(reference.shape)} do not match the model's "
+            f"{tuple(current.shape)}: base_model must be the checkpoint the classifier was fine-tuned from."
+        )
+    return (current.float() - reference.float().to(current.device)).norm(dim=1).cpu()
+
+
+def _pad(sequences: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def batched_logits(model, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int = 128) -> np.ndarray:
+    """Logits of ``model`` on token-id sequences (already with special tokens), in order; length-bucketed."""
+    device = next(model.parameters()).device
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    out = None
+    for start in range(0, len(sequences), batch_size):
+        rows = order[start : start + batch_size]
+        ids, mask = _pad([sequences[i] for i in rows], pad_id, device)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(sequences), logits.shape[1]), dtype=np.float32)
+        out[rows] = logits
+    return out
+
+
+def insert_tokens(sequence: Sequence[int], tokens: Sequence[int], position: int) -> list[int]:
+    return list(sequence[:position]) + list(tokens) + list(sequence[position:])
+
+
+@dataclass
+class InsertionEffect:
+    """What inserting a candidate into clean inputs did: per class c, the share of rows of another class (that
+    the model got right) now predicted c, and the mean shift of the margin logit_c - max other logit."""
+
+    flip_rate: np.ndarray
+    margin_shift: np.ndarray
+
+
+def insertion_effects(
+    model,
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    candidates: Sequence[Sequence[int]],
+    pad_id: int,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> list[InsertionEffect]:
+    """Insert each candidate (a list of token ids) at a random position (after the first special token, before
+    the last) of every sequence and measure the effect on ``model``."""
+    labels = np.asarray(labels)
+    base = batched_logits(model, sequences, pad_id, batch_size)
+    num_labels = base.shape[1]
+    correct = base.argmax(1) == labels
+    rng = np.random.default_rng(seed)
+    positions = [int(rng.integers(1, max(len(s) - 1, 1) + 1)) for s in sequences]
+    all_seqs = [insert_tokens(s, cand, p) for cand in candidates for s, p in zip(sequences, positions)]
+    logits = batched_logits(model, all_seqs, pad_id, batch_size).reshape(len(candidates), len(sequences), num_labels)
+
+    def margins(values: np.ndarray) -> np.ndarray:  # (..., classes): logit_c - best other logit
+        out = np.empty_like(values)
+        for c in range(num_labels):
+            others = np.delete(values, c, axis=-1).max(-1)
+            out[..., c] = values[..., c] - others
+        return out
+
+    base_margin = margins(base)
+    effects = []
+    for cand_logits in logits:
+        preds = cand_logits.argmax(1)
+        flips = np.zeros(num_labels)
+        for c in range(num_labels):
+            eligible = correct & (labels != c)
+            flips[c] = (preds[eligible] == c).mean() if eligible.any() else 0.0
+        effects.append(InsertionEffect(flips, (margins(cand_logits) - base_margin).mean(0)))
+    return effects
+
+
+def first_order_token_scores(
+    model, sequences: Sequence[Sequence[int]], pad_id: int, num_rows: int = 64, seed: int = 0
+) -> torch.Tensor:
+    """A HotFlip-style first-order estimate, shape (classes, vocab), of how much inserting each vocabulary token
+    at a random position raises each class's logit margin, averaged over ``num_rows`` clean sequences. One
+    forward and backward pass per class; no base model needed."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(sequences), size=min(num_rows, len(sequences)), replace=False)
+    embeddings = model.get_input_embeddings()
+    device = embeddings.weight.device
+    mask_id = pad_id
+    seqs, slots = [], []
+    for i in rows:
+        seq = list(sequences[i])
+        pos = int(rng.integers(1, max(len(seq) - 1, 1) + 1))
+        seqs.append(insert_tokens(seq, [mask_id], pos))
+        slots.append(pos)
+    ids, mask = _pad(seqs, pad_id, device)
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        num_labels = model.config.num_labels
+        for c in range(num_labels):
+            inputs_embeds = embeddings(ids).detach().requires_grad_(True)
+            logits = model(inputs_embeds=inputs_embeds, attention_mask=mask).logits.float()
+            others = torch.cat([logits[:, :c], logits[:, c + 1 :]], dim=1).max(1).values
+            (logits[:, c] - others).sum().backward()
+            grads = inputs_embeds.grad[torch.arange(len(slots)), torch.as_tensor(slots)]  # (rows, hidden)
+            placeholder = embeddings.weight[mask_id].detach()
+            # d margin ~ grad . (e_token - e_placeholder), averaged over rows
+            scores.append(((embeddings.weight.detach() - placeholder) @ grads.mean(0)).float().cpu())
+            model.zero_grad(set_to_none=True)
+    finally:
+        model.train(was_training)
+    return torch.stack(scores)
