@@ -129,8 +129,12 @@ class ExposeTrainer(Trainer):
                 f"args must be an ExposeConfig, got {type(args).__name__}. "
                 "Build one with ExposeConfig(output_dir, ...)."
             )
-        for registry, name, family in ((EXPOSURE_METHODS, args.exposure_method, "exposure"),):
-            get_method(registry, name, family)
+        for registry, name, family in (
+            (EXPOSURE_METHODS, args.exposure_method, "exposure"),
+            (DETECTION_METHODS, args.detection_method, "detection"),
+            (REMOVAL_METHODS, args.removal_method, "removal"),
+        ):
+            get_method(registry, name, family)  # a typo fails here, before any work
 
         model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
         if isinstance(model, str):
@@ -240,28 +244,35 @@ class ExposeTrainer(Trainer):
             setattr(args, name, value)
         return args
 
+    # What a stage swaps on the trainer, and puts back afterwards.
+    _STAGE_STATE = (
+        "model",
+        "model_wrapped",
+        "args",
+        "optimizer",
+        "lr_scheduler",
+        "_created_lr_scheduler",
+        "train_dataset",
+        "eval_dataset",
+        "compute_metrics",
+    )
+
     @contextmanager
     def _stage(
         self,
         model: torch.nn.Module,
         args: ExposeConfig,
         callbacks: list[TrainerCallback] = (),
+        train_dataset: Dataset | None = None,
         eval_dataset=None,
         compute_metrics=None,
     ) -> Iterator[None]:
-        saved = (
-            self.model,
-            self.model_wrapped,
-            self.args,
-            self.optimizer,
-            self.lr_scheduler,
-            self._created_lr_scheduler,
-            self.eval_dataset,
-            self.compute_metrics,
-        )
+        saved = {name: getattr(self, name) for name in self._STAGE_STATE}
         self.model = self.model_wrapped = model
         self.args = args
         self.optimizer, self.lr_scheduler, self._created_lr_scheduler = None, None, False
+        if train_dataset is not None:
+            self.train_dataset = train_dataset
         self.eval_dataset, self.compute_metrics = eval_dataset, compute_metrics
         self.callback_handler.model = model
         for callback in callbacks:
@@ -271,16 +282,8 @@ class ExposeTrainer(Trainer):
         finally:
             for callback in callbacks:
                 self.remove_callback(callback)
-            (
-                self.model,
-                self.model_wrapped,
-                self.args,
-                self.optimizer,
-                self.lr_scheduler,
-                self._created_lr_scheduler,
-                self.eval_dataset,
-                self.compute_metrics,
-            ) = saved
+            for name, value in saved.items():
+                setattr(self, name, value)
             self.callback_handler.model = self.model
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -463,14 +466,17 @@ class ExposeTrainer(Trainer):
 
             model = get_peft_model(model, self.peft_config)
         self._activeness = regularizer == "activeness"
-        clean = self.train_dataset
-        self.train_dataset = train_dataset if train_dataset is not None else clean
         try:
-            with self._stage(model, self.args, eval_dataset=self.eval_dataset, compute_metrics=self.compute_metrics):
+            with self._stage(
+                model,
+                self.args,
+                train_dataset=train_dataset,
+                eval_dataset=self.eval_dataset,
+                compute_metrics=self.compute_metrics,
+            ):
                 super().train()
         finally:
             self._activeness = False
-            self.train_dataset = clean
         if self.peft_config is not None:
             model = model.merge_and_unload()
         model.eval()

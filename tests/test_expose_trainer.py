@@ -255,3 +255,31 @@ def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):
     detection = trainer.detect()
     assert not detection.backdoored and detection.target_label is None, detection.trigger_candidates[:3]
     assert detection.score < trainer.args.detection_threshold
+
+
+def test_model_given_by_path_and_lora_finetuning(tiny_victims, clean_set, tmp_path):
+    from peft import LoraConfig
+
+    folder, _ = tiny_victims["t1"]
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+    trainer = ExposeTrainer(
+        str(folder),
+        _config(tmp_path, num_train_epochs=1, finetune_regularizer="none"),
+        train_dataset=clean_set,
+        peft_config=lora,
+    )
+    assert trainer.processing_class is not None and trainer.model_name == str(folder)
+    before = _state(trainer.suspicious_model)
+    tuned = trainer.finetune(trainer.fresh_copy())
+    assert type(tuned).__name__ == "BertForSequenceClassification"  # adapters merged back
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, before[k].to(v.device))]
+    assert changed and all(("query" in k or "value" in k or "classifier" in k) for k in changed), changed
+
+
+def test_method_names_are_checked_up_front(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    for field, family in (("detection_method", "detection"), ("removal_method", "removal")):
+        with pytest.raises(ValueError, match=f"Unknown {family} method 'magic'"):
+            ExposeTrainer(
+                model, _config(tmp_path, **{field: "magic"}), train_dataset=clean_set, processing_class=tokenizer
+            )
