@@ -117,7 +117,13 @@ def write_results(rows: list[dict]) -> None:
         "otherwise. Wall times were taken while other jobs shared the 2 cores: read them as upper bounds. "
         "Bars: CA >= 0.85 and ASR >= 0.90 for every poisoned victim; CA >= 0.85 for the clean one.\n\n"
     )
-    (RESULTS / "victims.md").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    short = [
+        f"{r['name']} (CA {r['ca']:.3f}" + ("" if r["asr"] is None else f", ASR {r['asr']:.3f}") + ")"
+        for r in rows
+        if r["ca"] < 0.85 or (r["asr"] is not None and r["asr"] < 0.90)
+    ]
+    status = "\nBelow the bars: " + "; ".join(short) + ".\n" if short else "\nEvery victim meets the bars.\n"
+    (RESULTS / "victims.md").write_text(header + "\n".join(lines) + "\n" + status, encoding="utf-8")
 
 
 def main() -> None:
