@@ -414,8 +414,8 @@ class ExposeTrainer(Trainer):
         return model
 
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None) -> TrainOutput:
-        """Run the whole defense: expose, detect, purify. The purified model ends in ``trainer.model``; what was
-        found and done is in ``trainer.report``."""
+        """Run the whole defense: expose (when the detection or removal method reads the exposed model), detect,
+        purify. The purified model ends in ``trainer.model``; what was found and done is in ``trainer.report``."""
         if resume_from_checkpoint not in (None, False) or trial is not None:
             raise ValueError(
                 "ExposeTrainer.train() runs the defense from the start; it has no checkpoints to "
