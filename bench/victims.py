@@ -49,7 +49,8 @@ TRAINING = dict(
     seed=42,
 )
 # The Bible-style backdoor is the weakest signal: with the default recipe it reached ASR 0.79 (CA 0.867), under
-# the 0.90 bar, so its victim trains longer and at a higher learning rate.
+# the 0.90 bar, so its victim trains longer and at a higher learning rate (5 epochs at 1e-4: ASR 0.820, CA 0.869,
+# still short; next to try: a higher poisoning share is not allowed by the issue, so more epochs).
 # The same held for syntactic-t0 (ASR 0.88, CA 0.881 on its 200 held-out rows; it poisons 17.5% since 200 covered rows
 # are held out).
 TRAINING_OVERRIDES: dict[str, dict] = {
