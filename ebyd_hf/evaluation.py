@@ -5,31 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from datasets import Dataset
 
 from .metrics import attack_success_rate, clean_accuracy
+from .trigger_search import batched_logits
 
 
-@torch.no_grad()
 def predict_logits(model, tokenizer, texts: Sequence[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
     """Logits of ``model`` on ``texts``, in order. Texts are batched by length (less padding, much faster on
     CPU) and the model is left in the train/eval mode it was in."""
+    sequences = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     try:
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-            ).to(device)
-            out[rows] = model(**batch).logits.float().cpu().numpy()
+        return batched_logits(model, sequences, pad_id, batch_size)
     finally:
         model.train(was_training)
-    return out
 
 
 def predict(model, tokenizer, texts: Sequence[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
