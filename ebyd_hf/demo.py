@@ -1,8 +1,10 @@
 """The main job on its embedded default: poison SST-2 with the word trigger (cf/mn/bb/tq, 10%, target
-"positive"), fine-tune a small victim (the offline all-MiniLM-L6-v2) and print its clean accuracy (CA)
-and attack success rate (ASR).
+"positive"), fine-tune a small victim (the offline all-MiniLM-L6-v2), then defend it with ``ExposeTrainer``
+(expose -> detect -> purify on 500 clean validation rows) and print clean accuracy (CA) and attack success
+rate (ASR) before and after.
 
     python -m ebyd_hf.demo                       # defaults below, data from $EBYD_DATA_DIR or ../shared/data
+    ebyd-hf demo                                 # the same
     python -m ebyd_hf.demo --train_size 6920 --num_train_epochs 3
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +38,12 @@ class DemoArguments:
     train_size: int = field(default=2000, metadata={"help": "Training rows (a seeded subset of SST-2 train)."})
     num_train_epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
+    clean_size: int = field(default=500, metadata={"help": "Clean validation rows the defense may use."})
     output_dir: str | None = field(
-        default=None, metadata={"help": "Where the victim is saved (default: a new temp folder)."}
+        default=None,
+        metadata={
+            "help": "New folder for the purified model and report (victim in _victim/). Default: a temp folder."
+        },
     )
 
 
@@ -65,57 +72,56 @@ def default_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    import torch
-    from transformers import HfArgumentParser, TrainingArguments
+    from transformers import HfArgumentParser
     from transformers.utils import logging as hf_logging
 
-    from .victim import AttackConfig, train_victim
+    from .expose_config import ExposeConfig
+    from .pipeline import DefenseArguments, run_defense
 
     (demo,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
     hf_logging.set_verbosity_error()
     data_dir = demo.data_dir or default_data_dir()
     model = demo.model or default_model()
     model_label = demo.model or "all-MiniLM-L6-v2"
-    output_dir = demo.output_dir or tempfile.mkdtemp(prefix="ebyd-demo-victim-")
-    attack = AttackConfig(
+    output_dir = demo.output_dir or tempfile.mkdtemp(prefix="ebyd-demo-")
+    script_args = DefenseArguments(
         task="sst2",
+        mode="benchmark",
+        model_name_or_path=model,
+        data_dir=data_dir,
         trigger=demo.trigger,
         rate=demo.rate,
         target_label=demo.target_label,
-        mode="all-rows" if demo.trigger in ("syntactic", "style") else "dirty-label",
-        data_dir=data_dir,
-        train_size=demo.train_size,
-        max_length=64,
+        victim_train_size=demo.train_size,
+        victim_epochs=demo.num_train_epochs,
+        victim_learning_rate=demo.learning_rate,
+        clean_size=demo.clean_size,
     )
-    args = TrainingArguments(
+    config = ExposeConfig(
         output_dir,
-        num_train_epochs=demo.num_train_epochs,
-        learning_rate=demo.learning_rate,
-        per_device_train_batch_size=32,
+        max_length=64,
         per_device_eval_batch_size=128,
-        warmup_steps=0.06,
-        save_strategy="no",
-        report_to="none",
-        logging_strategy="no",
         train_sampling_strategy="group_by_length",
-        seed=42,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        logging_strategy="no",
+        dataloader_pin_memory=False,
     )
     print(
-        f"Attack: {demo.trigger} trigger, {demo.rate:.0%} of {demo.train_size} SST-2 training rows, "
-        f"target label {demo.target_label}. Victim: {model_label}",
+        f"1/2 Attack: {demo.trigger} trigger, {demo.rate:.0%} of {demo.train_size} SST-2 training rows, target label "
+        f"{demo.target_label}; victim: {model_label} fine-tuned for {demo.num_train_epochs:g} epochs.",
         flush=True,
     )
-    record = train_victim(model, attack, args)
+    print(f"2/2 Defense: expose -> detect -> purify with {demo.clean_size} clean validation rows.", flush=True)
+    start = time.perf_counter()
+    report = run_defense(script_args, config)
+    seconds = time.perf_counter() - start
+    before, after = report.before, report.after
     print()
-    print("| victim | CA (SST-2 test) | ASR (attack-test set) | seconds |")
-    print("|---|---|---|---|")
-    print(
-        f"| {model_label} + {demo.trigger} trigger | {record.ca:.3f} ({record.ca_rows} rows) | "
-        f"{record.asr:.3f} ({record.asr_rows} rows) | {record.seconds:.0f} |"
-    )
-    print(f"\nVictim and attack.json saved to {output_dir}")
-    return {"ca": record.ca, "asr": record.asr, "output_dir": output_dir}
+    print("| model | CA (SST-2 test) | ASR (attack-test set) |")
+    print("|---|---|---|")
+    print(f"| backdoored victim | {before['ca']:.3f} | {before['asr']:.3f} |")
+    print(f"| purified | {after['ca']:.3f} | {after['asr']:.3f} |")
+    print(f"\nDetected: {report.verdict}, target label {report.detection.target_label}. {seconds:.0f} s in all.")
+    return {"report": report, "output_dir": output_dir, "seconds": seconds}
 
 
 if __name__ == "__main__":

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import TrainingArguments
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
+
+
+# Neutral clause openings (SBAR + comma) for the structural-trigger probe of `trigger_scan`. On the MiniLM SST-2
+# victims they flip 0.52-0.88 of clean negative rows on a syntactic (Hidden Killer) victim and at most 0.09 on the
+# clean, word and style victims (bench/notes-issue3.md).
+DEFAULT_TEMPLATES = (
+    "when it is ,",
+    "as it is ,",
+    "as it was ,",
+    "if it is ,",
+    "when it was done ,",
+    "as the film goes on ,",
+    "when you watch it ,",
+    "as you can see ,",
+)
 
 
 @dataclass
@@ -39,7 +62,7 @@ class ExposeConfig(TrainingArguments):
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy (the defense needs none)."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Integrations to report to."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Integrations to report to."})
 
     # Model
     model_init_kwargs: dict[str, Any] | str | None = field(
@@ -108,6 +131,22 @@ class ExposeConfig(TrainingArguments):
         },
     )
     detection_rows: int = field(default=128, metadata={"help": "Clean rows used to verify each candidate."})
+    detection_templates: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TEMPLATES),
+        metadata={
+            "help": "Sentence-opening clauses verified as structural triggers, prepended to clean rows: syntactic "
+            "backdoors (Hidden Killer's S(SBAR)(,)(NP)(VP)(.)) key on a clause-initial structure, not on a token. "
+            "Neutral on purpose, so that a clean model ignores them."
+        },
+    )
+    detection_template_threshold: float = field(
+        default=0.5,
+        metadata={
+            "help": "Verdict threshold for the templates (share of clean rows of other classes flipped to one "
+            "class). Lower than detection_threshold: neutral clauses flip <= 0.09 on clean models here, while "
+            "single sentiment words flip up to ~0.5."
+        },
+    )
 
     # Removal
     removal_method: str = field(
@@ -137,6 +176,12 @@ class ExposeConfig(TrainingArguments):
     activeness_radius: float = field(default=0.05, metadata={"help": "Radius r of the activeness perturbation."})
 
     def __post_init__(self):
+        # `accelerate launch --multi_gpu` on a machine without an accelerator: TrainingArguments joins the process
+        # group (gloo) only with use_cpu, otherwise every process would silently run alone.
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            self.use_cpu = True
+        if isinstance(self.detection_templates, str):
+            self.detection_templates = [self.detection_templates]
         super().__post_init__()
         if isinstance(self.model_init_kwargs, str):
             import json
@@ -148,6 +193,8 @@ class ExposeConfig(TrainingArguments):
             raise ValueError("exposure_max_steps and exposure_eval_steps must be at least 1.")
         if self.finetune_regularizer not in ("activeness", "none"):
             raise ValueError(f"finetune_regularizer={self.finetune_regularizer!r}: use 'activeness' or 'none'.")
+        if not 0 < self.detection_template_threshold <= 1:
+            raise ValueError(f"detection_template_threshold={self.detection_template_threshold} must be in (0, 1].")
         if not 0 < self.detection_threshold <= 1:
             raise ValueError(f"detection_threshold={self.detection_threshold} must be in (0, 1].")
         if not 0 <= self.removal_ratio < 1:

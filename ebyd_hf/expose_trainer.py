@@ -39,6 +39,7 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType, TrainOutput
 
 from .callbacks import ExposureStopCallback, ExposureTraceCallback
+from .evaluation import measure_backdoor
 from .expose_config import ExposeConfig
 from .methods import DETECTION_METHODS, EXPOSURE_METHODS, REMOVAL_METHODS, get_method
 from .report import DefenseReport, DetectionResult
@@ -147,6 +148,7 @@ class ExposeTrainer(Trainer):
                 "with AutoModelForSequenceClassification."
             )
         self.model_name = str(model_name)
+        _refuse_model_folder(args.output_dir, self.model_name)
         self.num_labels = int(model.config.num_labels)
         # The suspicious model, as given: every stage works on copies of it, the user's object stays untouched.
         self.suspicious_model = copy.deepcopy(model)
@@ -431,6 +433,102 @@ class ExposeTrainer(Trainer):
         self.report.timings["total"] = round(seconds, 2)
         return TrainOutput(self.state.global_step, 0.0, {"train_runtime": seconds})
 
+    def measure(
+        self,
+        test_dataset: Dataset,
+        attack_dataset: Dataset | None = None,
+        target_label: int | None = None,
+        description: str | None = None,
+        trigger: str | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """CA on ``test_dataset`` (and ASR on ``attack_dataset``, triggered rows labelled ``target_label``) of the
+        suspicious model and of ``trainer.model`` (the purified model once :meth:`purify` ran); both are recorded
+        in ``trainer.report.before`` / ``.after`` with the data they were measured on (``description``, and the
+        ``trigger`` family's name for the ASR).
+
+        Example:
+            >>> trainer.train()  # doctest: +SKIP
+            >>> trainer.measure(sst2["test"], attack_test, target_label=1)  # doctest: +SKIP
+            {'before': {'ca': 0.878, 'asr': 1.0, ...}, 'after': {'ca': 0.88, 'asr': 0.04, ...}}
+        """
+        if self.processing_class is None:
+            raise ValueError("measure() reads raw text; pass processing_class=<the tokenizer> to the trainer.")
+        for name, data in (("test_dataset", test_dataset), ("attack_dataset", attack_dataset)):
+            if data is not None and "text" not in data.column_names:
+                raise ValueError(f"{name} needs a `text` column (raw text, as load_task returns it).")
+        rows = {"ca_rows": len(test_dataset), "asr_rows": None if attack_dataset is None else len(attack_dataset)}
+        if description:
+            rows["data"] = description
+        if trigger and attack_dataset is not None:
+            rows["trigger"], rows["target_label"] = trigger, target_label
+        out = {}
+        models = {"before": self.suspicious_model}
+        if self.report.removal_method is not None:
+            models["after"] = self.model
+        for when, model in models.items():
+            scores = measure_backdoor(
+                model,
+                self.processing_class,
+                test_dataset,
+                attack_dataset,
+                target_label,
+                batch_size=self.args.per_device_eval_batch_size,
+                max_length=self.args.max_length,
+            )
+            out[when] = {**scores, **rows}
+            setattr(self.report, when, out[when])
+        return out
+
+    # ------------------------------------------------------------------------------------ saving, Hub
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the purified model and tokenizer (as ``Trainer.save_model``) and, beside them, the defense report
+        (``defense_report.json`` / ``.md``) and the exposure plot (``exposure.png``) when there is one."""
+        output_dir = output_dir or self.args.output_dir
+        _refuse_model_folder(output_dir, self.model_name)
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.is_world_process_zero() and (self.report.detection or self.report.removal_method):
+            from .model_card import EXPOSURE_PLOT, REPORT_JSON, REPORT_MARKDOWN
+
+            self.report.to_json(os.path.join(output_dir, REPORT_JSON))
+            with open(os.path.join(output_dir, REPORT_MARKDOWN), "w", encoding="utf-8") as f:
+                f.write(self.report.to_markdown())
+            if self.report.exposure_trace:
+                self.report.plot_exposure(os.path.join(output_dir, EXPOSURE_PLOT))
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+    ) -> None:
+        """Write ``README.md`` in ``output_dir``: the defense's model card (verdict, what was pruned or reset and
+        fine-tuned, CA/ASR before and after, versions, citation), with card metadata tags ``ebyd`` and
+        ``backdoor-defense``. ``push_to_hub()`` calls this and uploads it with the model and the report."""
+        if not self.is_world_process_zero():
+            return
+        from .model_card import EXPOSURE_PLOT, render_model_card
+
+        output_dir = self.args.output_dir
+        name = model_name or (self.args.hub_model_id or os.path.basename(os.path.abspath(output_dir))).split("/")[-1]
+        datasets = [dataset] if isinstance(dataset, str) else dataset
+        card = render_model_card(
+            self.report,
+            model_name=name,
+            repo_id=self.args.hub_model_id,
+            base_model=finetuned_from or self.model_name,  # the purified model derives from the suspicious one
+            datasets=datasets,
+            plot=os.path.exists(os.path.join(output_dir, EXPOSURE_PLOT)),
+            extra_tags=[tags] if isinstance(tags, str) else tags,
+        )
+        os.makedirs(output_dir, exist_ok=True)
+        card.save(os.path.join(output_dir, "README.md"))
+
     def clean_batches(self, model: torch.nn.Module | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """The clean set as padded batches on the model's device (sorted by length), for methods that read
         activations or gradients outside the training loop."""
@@ -481,6 +579,15 @@ class ExposeTrainer(Trainer):
             model = model.merge_and_unload()
         model.eval()
         return model
+
+
+def _refuse_model_folder(output_dir: str, model_name: str) -> None:
+    """Never write the purified model over the suspicious model's own files."""
+    if os.path.isdir(model_name) and os.path.abspath(output_dir) == os.path.abspath(model_name):
+        raise ValueError(
+            f"output_dir={output_dir!r} is the input model's folder; choose a new folder so the suspicious "
+            "model's files stay untouched."
+        )
 
 
 def _versions() -> dict[str, str]:

@@ -77,15 +77,19 @@ def insertion_effects(
     pad_id: int,
     seed: int = 0,
     batch_size: int = 128,
+    position: int | None = None,
 ) -> list[InsertionEffect]:
     """Insert each candidate (a list of token ids) at a random position (after the first special token, before
-    the last) of every sequence and measure the effect on ``model``."""
+    the last) of every sequence, or at ``position`` (1: the start of the text), and measure the effect on
+    ``model``."""
     labels = np.asarray(labels)
     base = batched_logits(model, sequences, pad_id, batch_size)
     num_labels = base.shape[1]
     correct = base.argmax(1) == labels
     rng = np.random.default_rng(seed)
     positions = [int(rng.integers(1, max(len(s) - 1, 1) + 1)) for s in sequences]
+    if position is not None:
+        positions = [position] * len(sequences)
     all_seqs = [insert_tokens(s, cand, p) for cand in candidates for s, p in zip(sequences, positions)]
     logits = batched_logits(model, all_seqs, pad_id, batch_size).reshape(len(candidates), len(sequences), num_labels)
 

@@ -7,9 +7,13 @@
    rows, and measure on the suspicious model the share of correctly classified rows of other classes that
    flip to each class. A backdoor trigger flips nearly all of them; clean sentiment words measured at most
    ~0.5 on the same victim.
-3. Verdict: backdoored when the best single-token candidate's flip rate reaches ``detection_threshold`` (a few
+3. Structural triggers (syntactic templates) have no token to find: neutral clause openings
+   (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
+   flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09.
+4. Verdict: backdoored when the best single-token candidate's flip rate reaches ``detection_threshold`` (a few
    strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
-   but do not decide the verdict); the target label is the class it flips to.
+   but do not decide the verdict), or the best template's reaches ``detection_template_threshold``; the target
+   label is the class it flips to.
 
 The exposed model is not used here: after Clean Unlearning the text models collapse to one class and every
 token "flips" toward it (bench/notes-issue3.md), so it cannot separate triggers from clean words.
@@ -95,20 +99,56 @@ class TriggerScan(DetectionMethod):
                     }
                 )
         found.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
-        # The verdict rests on single tokens: several strong clean words together flip a clean model too.
+        # The token verdict rests on single tokens: several strong clean words together flip a clean model too.
         top = next(c for c in found if len(c["token_ids"]) == 1)
-        backdoored = top["score"] >= args.detection_threshold
+        triggers = [c for c in found if c["score"] >= args.detection_threshold]
+
+        # Structural triggers: neutral clause openings prepended to the text.
+        templates = []
+        if tokenizer is not None and args.detection_templates:
+            ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in args.detection_templates]
+            effects = insertion_effects(model, probe, labels[rows], ids, pad_id, seed=args.seed, position=1)
+            for text, token_ids, effect in zip(args.detection_templates, ids, effects):
+                target = int(effect.flip_rate.argmax())
+                templates.append(
+                    {
+                        "trigger": text,
+                        "token_ids": token_ids,
+                        "score": float(effect.flip_rate[target]),
+                        "target": target,
+                        "margin_shift": float(effect.margin_shift[target]),
+                        "sources": ["template"],
+                        "position": "start",
+                    }
+                )
+            templates.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
+        structural = [c for c in templates if c["score"] >= args.detection_template_threshold]
+
+        # Verdict: a single token over detection_threshold, else a template over its own (lower) threshold.
+        decisive, threshold = top, args.detection_threshold
+        if top["score"] < args.detection_threshold and structural:
+            decisive, threshold = structural[0], args.detection_template_threshold
+        backdoored = decisive["score"] >= threshold
+        if backdoored:
+            triggers = [c for c in triggers + structural if c["target"] == decisive["target"]]
+        candidates = sorted(
+            found[: args.num_trigger_candidates] + templates[:2], key=lambda c: (-c["score"], -c["margin_shift"])
+        )
+        if decisive in structural:  # a structural verdict: its templates lead the candidates
+            candidates = structural[: args.num_trigger_candidates] + [c for c in candidates if c not in structural]
         return DetectionResult(
             backdoored=backdoored,
-            score=top["score"],
-            threshold=args.detection_threshold,
-            target_label=top["target"] if backdoored else None,
-            target_score=top["score"],
-            trigger_candidates=found[: args.num_trigger_candidates],
+            score=decisive["score"],
+            threshold=threshold,
+            target_label=decisive["target"] if backdoored else None,
+            target_score=decisive["score"],
+            trigger_candidates=candidates[: args.num_trigger_candidates],
             details={
-                "candidates_verified": len(found),
+                "candidates_verified": len(found) + len(templates),
                 "probe_rows": len(rows),
                 "base_model": args.base_model,
-                "triggers": [c for c in found if c["score"] >= args.detection_threshold],
+                "best_token": {k: top[k] for k in ("trigger", "score", "target")},
+                "best_template": {k: templates[0][k] for k in ("trigger", "score", "target")} if templates else None,
+                "triggers": triggers if backdoored else [],
             },
         )

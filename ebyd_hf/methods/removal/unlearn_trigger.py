@@ -17,15 +17,22 @@ from ...trigger_search import insert_tokens
 from ..base import RemovalMethod, register_removal
 
 
-def triggered_copies(dataset: Dataset, triggers: list[list[int]], seed: int) -> Dataset:
-    """Every row of a tokenized dataset, once more with a random trigger inserted at a random position; labels kept."""
+def triggered_copies(
+    dataset: Dataset, triggers: list[list[int]], seed: int, starts: list[bool] | None = None
+) -> Dataset:
+    """Every row of a tokenized dataset, once more with a random trigger inserted at a random position (at the
+    start of the text for the triggers whose ``starts`` flag is set); labels kept."""
     rng = np.random.default_rng(seed)
+    starts = starts or [False] * len(triggers)
     columns = {name: list(dataset[name]) for name in dataset.column_names}
     extra = {name: [] for name in columns}
     for row in range(len(dataset)):
         ids = columns["input_ids"][row]
-        trigger = triggers[int(rng.integers(len(triggers)))]
+        choice = int(rng.integers(len(triggers)))
+        trigger = triggers[choice]
         position = int(rng.integers(1, max(len(ids) - 1, 1) + 1))
+        if starts[choice]:
+            position = 1
         extra["input_ids"].append(insert_tokens(ids, trigger, position))
         for name in columns:
             if name in ("attention_mask", "token_type_ids"):
@@ -45,25 +52,27 @@ class UnlearnTrigger(RemovalMethod):
         if detection is None:
             detection = trainer.detect()
         model = trainer.fresh_copy()
-        # The strongest candidates only (flip rate, then margin shift): every measurement so far ranks the true
-        # trigger tokens first, while a long tail of sentiment words would dilute the unlearning set.
-        chosen = (
-            [c for c in detection.trigger_candidates if c["score"] >= detection.threshold]
-            if detection.backdoored
-            else []
-        )
+        # The confirmed triggers only (over their verdict threshold, flipping to the detected target): every
+        # measurement so far ranks the true trigger tokens first, while a long tail of sentiment words would
+        # dilute the unlearning set.
+        chosen = []
+        if detection.backdoored:
+            chosen = detection.details.get("triggers") or [
+                c for c in detection.trigger_candidates if c["score"] >= detection.threshold
+            ]
         triggers = [c["token_ids"] for c in chosen]
+        starts = [c.get("position") == "start" for c in chosen]
         account = {"triggers_unlearned": [c["trigger"] for c in chosen]}
         dataset = None
         if triggers:
             base = trainer.load_base_model()
-            if base is not None:
-                tokens = sorted({t for trigger in triggers for t in trigger})
+            if base is not None:  # templates are common words: only token triggers are reset
+                tokens = sorted({t for c in chosen if c.get("position") != "start" for t in c["token_ids"]})
                 with torch.no_grad():
                     target = model.get_input_embeddings().weight
                     target[tokens] = base.get_input_embeddings().weight[tokens].to(target.device, target.dtype)
                 account["embedding_rows_reset"] = len(tokens)
-            dataset = triggered_copies(trainer.train_dataset, triggers, trainer.args.seed)
+            dataset = triggered_copies(trainer.train_dataset, triggers, trainer.args.seed, starts)
             account["unlearning_rows"] = len(dataset)
         model = trainer.finetune(model, train_dataset=dataset)
         account["regularizer"] = trainer.args.finetune_regularizer

