@@ -1,0 +1,116 @@
+"""`ebyd-hf`: scan / purify / poison, their exit codes, and bad input answered with one line and no files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DATA_DIR, tiny_bert
+
+from ebyd_hf.cli import EXIT_BACKDOOR, EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+
+FAST = ["--clean_size", "120", "--max_length", "64", "--disable_tqdm", "true", "--data_dir", str(DATA_DIR)]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+def test_scan_exit_code_says_whether_a_backdoor_was_found(tiny_victims, tmp_path, capsys):
+    victim, _ = tiny_victims["t1"]
+    report = tmp_path / "scan.json"
+    assert main(["scan", str(victim), "--data", "sst2", "--report", str(report), *FAST]) == EXIT_BACKDOOR
+    out = capsys.readouterr().out
+    assert "verdict: backdoored" in out and "target label: 1" in out
+    saved = json.loads(report.read_text())
+    assert saved["verdict"] == "backdoored" and saved["removal_method"] is None  # scan does not purify
+    assert any(c["trigger"] in ("cf", "mn", "bb", "tq") for c in saved["detection"]["trigger_candidates"])
+
+    clean, _ = tiny_victims["clean"]
+    clean_report = tmp_path / "clean.json"
+    assert main(["scan", str(clean), "--data", "sst2", "--report", str(clean_report), *FAST]) == EXIT_OK
+    assert json.loads(clean_report.read_text())["verdict"] == "clean"
+
+    # an existing report is not replaced silently
+    assert main(["scan", str(clean), "--data", "sst2", "--report", str(clean_report), *FAST]) == EXIT_ERROR
+    assert "--overwrite_report" in one_line_error(capsys)
+
+
+def test_scan_reads_a_users_own_clean_file(tiny_victims, sst2, tmp_path):
+    victim, _ = tiny_victims["t1"]
+    csv = tmp_path / "clean.csv"
+    sst2["validation"].select(range(150)).to_csv(csv, index=False)
+    report = tmp_path / "scan.json"
+    assert main(["scan", str(victim), "--data", str(csv), "--report", str(report), *FAST]) == EXIT_BACKDOOR
+    assert json.loads(report.read_text())["clean_rows"] == 120
+
+
+def test_purify_saves_the_purified_model(tiny_victims, tmp_path):
+    victim, _ = tiny_victims["t1"]
+    out = tmp_path / "purified"
+    args = ["purify", str(victim), "--data", "sst2", "--output_dir", str(out), "--num_train_epochs", "1"]
+    assert main([*args, *FAST, "--eval_size", "100"]) == EXIT_OK
+    assert (out / "model.safetensors").is_file() and (out / "defense_report.json").is_file()
+    # running again into the same, now non-empty, folder is refused
+    assert main([*args, *FAST]) == EXIT_ERROR
+
+
+def test_poison_writes_a_dataset_with_exact_counts(tmp_path, capsys):
+    from datasets import load_from_disk
+
+    out = tmp_path / "poisoned"
+    argv = ["poison", "sst2", "--trigger", "word", "--rate", "0.1", "--target_label", "0", "--output_dir", str(out)]
+    assert main([*argv, "--data_dir", str(DATA_DIR)]) == EXIT_OK
+    data = load_from_disk(str(out))
+    assert set(data) == {"train", "validation", "test", "attack_test"}
+    assert sum(data["train"]["is_poisoned"]) == round(0.1 * len(data["train"]))
+    assert set(data["attack_test"]["label"]) == {0}
+    assert main([*argv, "--data_dir", str(DATA_DIR)]) == EXIT_ERROR  # never over an existing dataset
+    assert "not empty" in one_line_error(capsys)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tiny_victims, tokenizer, tmp_path, capsys):
+    from transformers import BertModel
+
+    victim, _ = tiny_victims["t1"]
+    out = tmp_path / "out"
+    encoder = tmp_path / "encoder"  # a bare encoder: loading it as a classifier would invent a random head
+    BertModel(tiny_bert(tokenizer).config).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("clean_size: [unclosed\n")
+    cases = {
+        "missing data file": (
+            ["purify", str(victim), "--data", "nosuch.csv", "--output_dir", str(out)],
+            "no such file",
+        ),
+        "unknown task": (["purify", str(victim), "--task", "sst3", "--output_dir", str(out)], "sst3"),
+        "not a classifier": (["purify", str(encoder), "--data", "sst2", "--output_dir", str(out)], "not a sequence"),
+        "label mismatch": (["purify", str(victim), "--data", "agnews", "--output_dir", str(out)], "2 labels"),
+        "unreadable config": (
+            ["purify", str(victim), "--data", "sst2", "--output_dir", str(out), "--config", str(bad_config)],
+            "not valid YAML",
+        ),
+        "missing config": (
+            ["purify", str(victim), "--data", "sst2", "--output_dir", str(out), "--config", str(tmp_path / "x.yaml")],
+            "cannot read",
+        ),
+        "output is input": (["purify", str(victim), "--data", "sst2", "--output_dir", str(victim)], "input model"),
+        "unknown trigger": (["poison", "sst2", "--trigger", "emoji", "--output_dir", str(out)], "Unknown trigger"),
+    }
+    before = sorted(p.name for p in victim.iterdir())
+    for name, (argv, message) in cases.items():
+        assert main([*argv, "--data_dir", str(DATA_DIR)]) == EXIT_ERROR, name
+        assert message in one_line_error(capsys), name
+        assert not out.exists(), name
+    assert sorted(p.name for p in victim.iterdir()) == before
+    assert main(["defend"]) == EXIT_USAGE
+
+
+def test_recipe_task_name_is_checked():
+    from ebyd_hf.pipeline import DefenseArguments
+
+    with pytest.raises(ValueError, match="Unknown task|unknown task"):
+        DefenseArguments(task="sst3", model_name_or_path="x")
