@@ -40,6 +40,7 @@ def triggered_copies(dataset: Dataset, triggers: list[list[int]], seed: int) -> 
 class UnlearnTrigger(RemovalMethod):
     name: ClassVar[str] = "unlearn_trigger"
     uses_exposure: ClassVar[bool] = False
+    modalities: ClassVar[tuple[str, ...]] = ("text",)
 
     def purify(self, trainer, exposure, detection):
         if detection is None:
