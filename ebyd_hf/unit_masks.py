@@ -153,3 +153,28 @@ def same_units(model: nn.Module, groups: list[UnitGroup]) -> list[UnitGroup]:
     if missing:
         raise ValueError(f"The model lacks the unit layers {missing[:3]}; it is not a copy of the masked model.")
     return [found[g.name] for g in groups]
+
+
+def freeze_pruned(groups: list[UnitGroup], units: dict[int, list[int]]) -> list:
+    """Keep pruned units at zero while the model is fine-tuned: gradient hooks zero their gradients (and a zero
+    weight stays zero under SGD/AdamW weight decay). Returns the hook handles; ``remove()`` them afterwards."""
+    handles = []
+    for index, ids in units.items():
+        if not ids:
+            continue
+        group = groups[index]
+        weights = (
+            [group.module.weight] if group.kind == "channel" else [group.block.up.weight, group.block.down.weight]
+        )
+        for weight in weights:
+            keep = torch.ones_like(weight)
+            if group.kind == "neuron" and weight is group.block.down.weight:
+                keep[:, ids] = 0
+            else:
+                keep[ids] = 0
+            handles.append(weight.register_hook(lambda grad, keep=keep: grad * keep))
+        if group.kind == "neuron" and group.block.up.bias is not None:
+            keep = torch.ones_like(group.block.up.bias)
+            keep[ids] = 0
+            handles.append(group.block.up.bias.register_hook(lambda grad, keep=keep: grad * keep))
+    return handles

@@ -27,7 +27,7 @@ class VisionExposeConfig(ExposeConfig):
         >>> from ebyd_hf.vision import VisionExposeConfig
         >>> config = VisionExposeConfig("defense-out")
         >>> config.removal_method, config.exposure_stop_accuracy, config.mask_threshold
-        ('rnp', 0.2, 0.2)
+        ('rnp', 0.2, 0.3)
     """
 
     # Parameters whose defaults differ from ExposeConfig
@@ -77,10 +77,10 @@ class VisionExposeConfig(ExposeConfig):
     )
 
     # Mask learning (rnp)
-    mask_learning_rate: float = field(default=0.2, metadata={"help": "Learning rate of the unit masks (SGD)."})
+    mask_learning_rate: float = field(default=0.1, metadata={"help": "Learning rate of the unit masks (SGD)."})
     mask_epochs: float = field(default=20.0, metadata={"help": "Epochs of mask learning on the clean set."})
     mask_threshold: float = field(
-        default=0.2, metadata={"help": "Units whose learned mask is below this value are pruned."}
+        default=0.3, metadata={"help": "Units whose learned mask is below this value are pruned."}
     )
     mask_batch_statistics: bool = field(
         default=True,

@@ -108,14 +108,17 @@ class VisionExposeTrainer(ExposeTrainer):
     def _default_collator(self, processing_class):
         return ImageCollator(processing_class, image_column=self._image_column)
 
-    def _encode_dataset(self, dataset: Dataset, processor, args: VisionExposeConfig, what: str) -> Dataset:
-        label = dataset.features.get("label")
+    def _prepare_dataset(self, dataset: Dataset, processor, args: VisionExposeConfig, what: str) -> Dataset:
+        label = dataset.features.get("label") if isinstance(dataset, Dataset) else None
         if isinstance(label, ClassLabel) and label.num_classes != self.num_labels:
             raise ValueError(
                 f"{what} has {label.num_classes} classes ({', '.join(label.names[:5])}...) but the model has "
                 f"{self.num_labels} labels. Give the model a head with {label.num_classes} labels, or map the "
                 "dataset's labels to the model's."
             )
+        return super()._prepare_dataset(dataset, processor, args, what)
+
+    def _encode_dataset(self, dataset: Dataset, processor, args: VisionExposeConfig, what: str) -> Dataset:
         if "pixel_values" in dataset.column_names:
             return dataset.select_columns(["pixel_values", "label"]).with_format("torch")
         return encode_images(dataset, processor, args.image_column, "label", what)

@@ -16,7 +16,14 @@ from typing import ClassVar
 
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 
-from ...unit_masks import ClampMasksCallback, MaskedModel, prunable_units, prune_units, same_units
+from ...unit_masks import (
+    ClampMasksCallback,
+    MaskedModel,
+    freeze_pruned,
+    prunable_units,
+    prune_units,
+    same_units,
+)
 from ..base import RemovalMethod, register_removal
 
 
@@ -62,8 +69,13 @@ class ReconstructiveNeuronPruning(RemovalMethod):
             "per_layer": {groups[i].name: len(ids) for i, ids in chosen.items() if ids},
             "mask_mean": round(float(sum(float(m.sum()) for m in masks) / total), 4),
         }
-        if args.mask_finetune:
-            model = trainer.finetune(model)
+        if args.mask_finetune:  # recover clean accuracy; the pruned units stay pruned
+            handles = freeze_pruned(targets, chosen)
+            try:
+                model = trainer.finetune(model)
+            finally:
+                for handle in handles:
+                    handle.remove()
             account["finetuned_epochs"] = args.num_train_epochs
         model.eval()
         return model, account
