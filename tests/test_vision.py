@@ -265,7 +265,9 @@ def test_exposure_collapses_to_the_target_and_leaves_the_model_alone(tiny_victim
 
 def test_collapse_target_detects_the_target(tiny_victim, attack_data, tmp_path):
     model, _ = tiny_victim
-    trainer = VisionExposeTrainer(model, _defense_config(tmp_path), train_dataset=attack_data.clean)
+    # threshold 0.6: the tiny from-scratch victim collapses less completely than the pretrained ResNet-20
+    config = _defense_config(tmp_path, detection_threshold=0.6)
+    trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     detection = trainer.detect()
     assert detection.backdoored and detection.target_label == TARGET
     assert detection.score >= trainer.args.detection_threshold > 0.1  # well above chance

@@ -19,7 +19,7 @@ class VisionExposeConfig(ExposeConfig):
           `weight_decay`: `5e-4` (the purification fine-tuning, for removal methods that fine-tune)
         - `exposure_learning_rate`: `0.01`, `exposure_max_steps`: `300`, `exposure_eval_steps`: `1`
         - `exposure_stop_accuracy`: `0.2` (stop Clean Unlearning once clean accuracy is at most 0.2, as RNP)
-        - `detection_method`: `"collapse_target"`, `detection_threshold`: `0.6`
+        - `detection_method`: `"collapse_target"`, `detection_threshold`: `0.8` (measured: backdoored ResNet-20s 0.91-0.97, clean 0.62)
         - `removal_method`: `"rnp"`
         - `finetune_regularizer`: `"none"`
 
@@ -52,7 +52,7 @@ class VisionExposeConfig(ExposeConfig):
         metadata={"help": "How the verdict and target label are read (`collapse_target` for image models)."},
     )
     detection_threshold: float = field(
-        default=0.6,
+        default=0.8,
         metadata={
             "help": "Verdict threshold of `collapse_target`: flagged when the exposed model sends at least this share "
             "of the clean rows of other classes to one class."
