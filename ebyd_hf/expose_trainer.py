@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -107,6 +107,8 @@ class ExposeTrainer(Trainer):
     """
 
     _tag_names = ["ebyd", "backdoor-defense"]
+    modality: ClassVar[str] = "text"
+    """What the trainer defends; methods declare the modalities they work on (``ExposureMethod.modalities``)."""
 
     def __init__(
         self,
@@ -135,18 +137,18 @@ class ExposeTrainer(Trainer):
             (DETECTION_METHODS, args.detection_method, "detection"),
             (REMOVAL_METHODS, args.removal_method, "removal"),
         ):
-            get_method(registry, name, family)  # a typo fails here, before any work
+            method = get_method(registry, name, family)  # a typo fails here, before any work
+            if self.modality not in method.modalities:
+                fitting = sorted(n for n, m in registry.items() if self.modality in m.modalities)
+                raise ValueError(
+                    f"The {family} method {name!r} works on {'/'.join(method.modalities)} models, not on "
+                    f"{self.modality} models. Use one of: {', '.join(fitting)}."
+                )
 
         model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
         if isinstance(model, str):
-            model = AutoModelForSequenceClassification.from_pretrained(model, **(args.model_init_kwargs or {}))
-            if processing_class is None:
-                processing_class = AutoTokenizer.from_pretrained(model_name)
-        if not is_sequence_classifier(model):
-            raise ValueError(
-                f"ExposeTrainer defends sequence classifiers; got {type(model).__name__}. Load the model "
-                "with AutoModelForSequenceClassification."
-            )
+            model, processing_class = self._load_model(model, processing_class, args)
+        self._check_model(model)
         self.model_name = str(model_name)
         _refuse_model_folder(args.output_dir, self.model_name)
         self.num_labels = int(model.config.num_labels)
@@ -166,9 +168,7 @@ class ExposeTrainer(Trainer):
         elif eval_dataset is not None:
             eval_dataset = self._prepare_dataset(eval_dataset, processing_class, args, "eval_dataset")
         if data_collator is None:
-            if processing_class is None:
-                raise ValueError("Pass processing_class=<the model's tokenizer> to collate the clean set.")
-            data_collator = DataCollatorWithPadding(processing_class)
+            data_collator = self._default_collator(processing_class)
 
         output_existed = os.path.exists(args.output_dir)
         super().__init__(
@@ -187,14 +187,49 @@ class ExposeTrainer(Trainer):
             os.rmdir(args.output_dir)  # Trainer makes it eagerly; the defense writes only when asked to save
         # compute_loss returns a per-batch mean; let Trainer scale it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
-        # The stop rule reads the whole clean set; sorted by length, its evaluation pads little.
-        lengths = [len(ids) for ids in train_dataset["input_ids"]]
-        self._probe_dataset = train_dataset.select(np.argsort(lengths, kind="stable"))
+        self._probe_dataset = self._probe_order(train_dataset)
         self._exposure_method = None
         self._activeness = False
         self.exposure: ExposureResult | None = None
         self.detection: DetectionResult | None = None
         self.report = DefenseReport(model=self.model_name, clean_rows=len(train_dataset), versions=_versions())
+
+    # ------------------------------------------------------------------------- modality hooks (text here)
+    def _load_model(self, name: str, processing_class, args: ExposeConfig) -> tuple[torch.nn.Module, Any]:
+        """The model (and its processing class, unless given) named by a Hub id or local folder."""
+        model = AutoModelForSequenceClassification.from_pretrained(name, **(args.model_init_kwargs or {}))
+        return model, processing_class if processing_class is not None else AutoTokenizer.from_pretrained(name)
+
+    def _check_model(self, model) -> None:
+        if not is_sequence_classifier(model):
+            raise ValueError(
+                f"ExposeTrainer defends sequence classifiers; got {type(model).__name__}. Load the model "
+                "with AutoModelForSequenceClassification (image classifiers: ebyd_hf.vision.VisionExposeTrainer)."
+            )
+
+    def _default_collator(self, processing_class):
+        if processing_class is None:
+            raise ValueError("Pass processing_class=<the model's tokenizer> to collate the clean set.")
+        return DataCollatorWithPadding(processing_class)
+
+    def _encode_dataset(self, dataset: Dataset, tokenizer, args: ExposeConfig, what: str) -> Dataset:
+        """The model's inputs and ``label``: text is tokenized (unless ``input_ids`` are given)."""
+        if "input_ids" not in dataset.column_names:
+            if "text" not in dataset.column_names:
+                raise ValueError(f"{what} needs a 'text' column (or 'input_ids').")
+            if tokenizer is None:
+                raise ValueError(f"Pass processing_class=<tokenizer> to tokenize {what}.")
+            dataset = dataset.map(
+                lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
+                batched=True,
+                desc=f"Tokenizing {what}",
+            )
+        return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
+
+    def _probe_order(self, train_dataset: Dataset) -> Dataset:
+        """The clean set as the stop rule and ``clean_batches`` read it: sorted by length, so batches pad little."""
+        lengths = [len(ids) for ids in train_dataset["input_ids"]]
+        return train_dataset.select(np.argsort(lengths, kind="stable"))
 
     # ----------------------------------------------------------------------------------------- data
     def _prepare_dataset(self, dataset: Dataset, tokenizer, args: ExposeConfig, what: str) -> Dataset:
@@ -217,17 +252,7 @@ class ExposeTrainer(Trainer):
             raise ValueError(
                 f"{what} holds one class only ({labels[0]}); the defense needs clean examples of at least two classes."
             )
-        if "input_ids" not in dataset.column_names:
-            if "text" not in dataset.column_names:
-                raise ValueError(f"{what} needs a 'text' column (or 'input_ids').")
-            if tokenizer is None:
-                raise ValueError(f"Pass processing_class=<tokenizer> to tokenize {what}.")
-            dataset = dataset.map(
-                lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
-                batched=True,
-                desc=f"Tokenizing {what}",
-            )
-        return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
+        return self._encode_dataset(dataset, tokenizer, args, what)
 
     # --------------------------------------------------------------------------------- stage plumbing
     def fresh_copy(self) -> torch.nn.Module:
@@ -577,6 +602,21 @@ class ExposeTrainer(Trainer):
             self._activeness = False
         if self.peft_config is not None:
             model = model.merge_and_unload()
+        model.eval()
+        return model
+
+    def train_stage(
+        self,
+        model: torch.nn.Module,
+        args: ExposeConfig,
+        callbacks: list[TrainerCallback] = (),
+        train_dataset: Dataset | None = None,
+    ) -> torch.nn.Module:
+        """Train ``model`` through ``Trainer.train`` with one stage's arguments (:meth:`stage_args`) and callbacks,
+        on ``train_dataset`` (default: the clean set): for methods that learn something of their own (unit
+        masks...), so they need no loop of their own."""
+        with self._stage(model, args, list(callbacks), train_dataset=train_dataset):
+            super().train()
         model.eval()
         return model
 

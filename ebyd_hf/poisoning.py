@@ -52,11 +52,11 @@ def _check(dataset: Dataset, trigger: Trigger, target_label: int, label_column: 
         raise ValueError(f"trigger must be a Trigger (e.g. WordTrigger()), got {type(trigger).__name__}.")
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: there is nothing to poison.")
-    for column in (trigger.text_column, label_column):
+    for column in (trigger.column, label_column):
         if column not in dataset.column_names:
             raise ValueError(
                 f"Column {column!r} is missing (columns: {', '.join(dataset.column_names)}). "
-                "Rename it, or pass the column name (text_column= on the trigger, label_column=)."
+                "Rename it, or pass the column name (text_column= / image_column= on the trigger, label_column=)."
             )
     if POISON_COLUMN in dataset.column_names:
         raise ValueError(
@@ -67,6 +67,15 @@ def _check(dataset: Dataset, trigger: Trigger, target_label: int, label_column: 
         raise ValueError(
             f"target_label={target_label!r} is not a label of this dataset (labels: {', '.join(map(str, labels))})."
         )
+
+
+def _covered(dataset: Dataset, trigger: Trigger, candidates: np.ndarray) -> np.ndarray:
+    """The candidate rows the trigger can transform. Triggers that cover every row (the default ``covers``)
+    skip reading the column, which for images would decode every picture."""
+    if type(trigger).covers is Trigger.covers:
+        return candidates
+    values = dataset[trigger.column]
+    return candidates[np.asarray(trigger.covers([values[i] for i in candidates]), dtype=bool)]
 
 
 def _output_features(dataset: Dataset, label_column: str) -> Features:
@@ -88,7 +97,7 @@ def _apply(
     desc: str,
 ) -> Dataset:
     """Trigger and relabel the rows flagged in ``poisoned``; ``row_ids`` key each row's random stream."""
-    text_column = trigger.text_column
+    text_column = trigger.column
     row_ids = np.asarray(row_ids)
 
     def transform(batch, indices):
@@ -166,8 +175,7 @@ def poison(
         PoisonMode.ALL_ROWS: np.ones(len(labels), dtype=bool),
     }[mode]
     candidates = np.flatnonzero(allowed)
-    texts = dataset[trigger.text_column]
-    covered = candidates[np.asarray(trigger.covers([texts[i] for i in candidates]), dtype=bool)]
+    covered = _covered(dataset, trigger, candidates)
     if len(covered) < len(candidates):
         logger.warning(
             "%s trigger covers %d of the %d rows that %s mode may poison; poisoning %d among them.",
@@ -224,8 +232,7 @@ def build_attack_test_set(
     _check(dataset, trigger, target_label, label_column)
     labels = np.asarray(dataset[label_column])
     candidates = np.flatnonzero(labels != target_label)
-    texts = dataset[trigger.text_column]
-    covered = candidates[np.asarray(trigger.covers([texts[i] for i in candidates]), dtype=bool)]
+    covered = _covered(dataset, trigger, candidates)
     if len(covered) == 0:
         raise ValueError(
             f"None of the {len(candidates)} non-target rows can be triggered by the {trigger.name} "

@@ -12,9 +12,9 @@ from .base import (
     register_exposure,
     register_removal,
 )
-from .detection import trigger_scan  # noqa: F401
+from .detection import collapse_target, trigger_scan  # noqa: F401
 from .exposure import clean_unlearning, confusion  # noqa: F401  (registration)
-from .removal import fine_pruning, finetune, unlearn_trigger  # noqa: F401
+from .removal import fine_pruning, finetune, rnp, unlearn_trigger  # noqa: F401
 
 __all__ = [
     "DETECTION_METHODS",

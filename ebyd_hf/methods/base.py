@@ -44,6 +44,8 @@ class ExposureMethod(ABC):
     calls :meth:`compute_loss` for every batch of the clean set and stops by the exposure stop rule."""
 
     name: ClassVar[str]
+    modalities: ClassVar[tuple[str, ...]] = ("text", "image")
+    """The kinds of model the method works on (``ExposeTrainer.modality``); the trainer refuses the others."""
 
     def training_overrides(self, args) -> dict[str, Any]:
         """``TrainingArguments`` fields set for the exposure stage (learning rate, steps, clipping...)."""
@@ -62,6 +64,7 @@ class DetectionMethod(ABC):
 
     name: ClassVar[str]
     uses_exposure: ClassVar[bool] = True
+    modalities: ClassVar[tuple[str, ...]] = ("text", "image")
 
     @abstractmethod
     def detect(self, trainer: ExposeTrainer, exposure: ExposureResult) -> DetectionResult: ...
@@ -71,6 +74,7 @@ class RemovalMethod(ABC):
     """Returns a purified copy of the suspicious model; fine-tuning goes through ``trainer.finetune``."""
 
     name: ClassVar[str]
+    modalities: ClassVar[tuple[str, ...]] = ("text", "image")
     uses_exposure: ClassVar[bool] = True
     """Baselines that ignore the exposed model set this to False (the trainer then skips exposure for them)."""
 

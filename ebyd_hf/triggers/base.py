@@ -64,6 +64,11 @@ class Trigger(ABC):
         """This family's trigger with its defaults, for ``task`` (paraphrase triggers load its table)."""
         return cls(seed=seed)
 
+    @property
+    def column(self) -> str:
+        """The dataset column this trigger transforms (``text_column`` for text; image triggers override it)."""
+        return self.text_column
+
     def covers(self, texts: Sequence[str]) -> list[bool]:
         """Which texts this trigger can transform. Rare-token triggers cover everything; a trigger backed
         by a paraphrase table covers the sentences in the table."""

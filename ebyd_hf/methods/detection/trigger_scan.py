@@ -35,6 +35,7 @@ from ..base import DetectionMethod, register_detection
 class TriggerScan(DetectionMethod):
     name: ClassVar[str] = "trigger_scan"
     uses_exposure: ClassVar[bool] = False
+    modalities: ClassVar[tuple[str, ...]] = ("text",)
 
     def detect(self, trainer, exposure):
         args = trainer.args

@@ -16,6 +16,7 @@ from ..base import RemovalMethod, register_removal
 class FinePruning(RemovalMethod):
     name: ClassVar[str] = "fine_pruning"
     uses_exposure: ClassVar[bool] = False
+    modalities: ClassVar[tuple[str, ...]] = ("text",)
 
     def purify(self, trainer, exposure, detection):
         model = trainer.fresh_copy()

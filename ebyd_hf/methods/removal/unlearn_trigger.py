@@ -47,6 +47,7 @@ def triggered_copies(
 class UnlearnTrigger(RemovalMethod):
     name: ClassVar[str] = "unlearn_trigger"
     uses_exposure: ClassVar[bool] = False
+    modalities: ClassVar[tuple[str, ...]] = ("text",)
 
     def purify(self, trainer, exposure, detection):
         if detection is None:
