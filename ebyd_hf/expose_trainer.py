@@ -550,6 +550,7 @@ class ExposeTrainer(Trainer):
             datasets=datasets,
             plot=os.path.exists(os.path.join(output_dir, EXPOSURE_PLOT)),
             extra_tags=[tags] if isinstance(tags, str) else tags,
+            pipeline_tag="image-classification" if self.modality == "image" else "text-classification",
         )
         os.makedirs(output_dir, exist_ok=True)
         card.save(os.path.join(output_dir, "README.md"))

@@ -13,6 +13,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from .report import DefenseReport
 
 TAGS = ["ebyd", "backdoor-defense"]
+EXAMPLES = {"text-classification": '"a gorgeous, witty, seductive movie."', "image-classification": '"cat.png"'}
 REPORT_JSON = "defense_report.json"
 REPORT_MARKDOWN = "defense_report.md"
 EXPOSURE_PLOT = "exposure.png"
@@ -103,6 +104,7 @@ def render_model_card(
     datasets: list[str] | None = None,
     plot: bool = False,
     extra_tags: list[str] | None = None,
+    pipeline_tag: str = "text-classification",
 ) -> ModelCard:
     """The card of a purified model: metadata (tags ``ebyd`` / ``backdoor-defense``, base model, datasets)
     and a body with the verdict, what was done, CA/ASR before and after, versions and the EBYD citation.
@@ -112,10 +114,10 @@ def render_model_card(
         >>> card.data.tags  # doctest: +SKIP
         ['ebyd', 'backdoor-defense', 'text-classification']
     """
-    tags = [*TAGS, "text-classification", *(extra_tags or [])]
+    tags = [*TAGS, pipeline_tag, *(extra_tags or [])]
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="text-classification",
+        pipeline_tag=pipeline_tag,
         tags=list(dict.fromkeys(tags)),
         base_model=base_model if _is_hub_id(base_model) else None,
         datasets=datasets or None,
@@ -128,6 +130,8 @@ def render_model_card(
         model_name=model_name,
         source=source,
         repo_id=repo_id or model_name,
+        pipeline_tag=pipeline_tag,
+        example=EXAMPLES.get(pipeline_tag, '"..."'),
         stages=_stages(report),
         detection=_detection_section(report),
         methods=_methods_section(report),

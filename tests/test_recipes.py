@@ -172,3 +172,19 @@ def test_one_and_two_processes_agree(tiny_victims, tmp_path):
     assert a["detection"]["target_label"] == b["detection"]["target_label"] == 1
     assert a["after"]["ca"] == pytest.approx(b["after"]["ca"], abs=0.05)
     assert a["after"]["asr"] == pytest.approx(b["after"]["asr"], abs=0.15)
+
+
+def test_cifar10_recipe_attacks_and_defends_a_resnet(tmp_path):
+    """The image recipe end to end on the pretrained ResNet-20 (0.27M parameters), one victim epoch."""
+    out = tmp_path / "cifar"
+    run_recipe(
+        "cifar10",
+        ["--config", str(RECIPES / "configs" / "cifar10.yaml"), "--output_dir", str(out), "--data_dir",
+         str(DATA_DIR), "--victim_epochs", "1", "--clean_rows", "200", "--num_train_epochs", "1",
+         "--disable_tqdm", "true"],
+    )  # fmt: skip
+    report = read_report(out)
+    assert report["clean_rows"] == 200 and report["before"]["ca_rows"] == 846
+    assert report["before"]["asr"] is not None and report["after"]["ca"] is not None
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    assert "image-classification" in (out / "README.md").read_text()
