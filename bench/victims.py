@@ -50,9 +50,9 @@ TRAINING = dict(
 )
 # The Bible-style backdoor is the weakest signal: with the default recipe it reached ASR 0.79 (CA 0.867), under
 # the 0.90 bar, so its victim trains longer and at a higher learning rate (5 epochs at 1e-4: ASR 0.820, CA 0.869,
-# still short; next to try: a higher poisoning share is not allowed by the issue, so more epochs).
-# The same held for syntactic-t0 (ASR 0.88, CA 0.881 on its 200 held-out rows; it poisons 17.5% since 200 covered rows
-# are held out).
+# still short; a higher poisoning share is not allowed by the issue, so next: more epochs).
+# syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
+# 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
     "style-t1": dict(num_train_epochs=5, learning_rate=1e-4),
     "syntactic-t0": dict(num_train_epochs=5, learning_rate=1e-4),
