@@ -229,10 +229,11 @@ NOTES = """
 Notes
 
 - `score` is the `collapse_target` score: the share of clean held-out images of other classes that the exposed
-  model predicts as its most-predicted class (chance 0.1). `finetune` rows run the same detection. These rows were
-  run with `detection_threshold` 0.6, the default then: the clean control scored 0.616 and was flagged (a false
-  positive, shown as measured). The default is now 0.8, set from these scores (backdoored 0.908 / 0.973, clean
-  0.616, the ViT whose backdoor did not take 0.578); the rows were not re-run with it.
+  model predicts as its most-predicted class (chance 0.1). `finetune` rows run the same detection. The default
+  `detection_threshold` 0.8 was set from these scores (backdoored 0.908 / 0.973, clean 0.616, the ViT whose
+  backdoor did not take 0.578): with the 0.6 first used, the clean control was a false positive and `rnp` pruned it
+  to CA 0.755. The clean-control rows were re-run with 0.8, where `rnp` prunes nothing once detection says clean;
+  the BadNets/Blended rows (scores >= 0.9, the same verdict under either threshold) were not re-run.
 - The 500 defender images come from CIFAR-10's training split, which the *pretrained* ResNet-20 was trained on
   (before the victim fine-tuning), so its clean accuracy on them starts near 0.98; the victim never saw them.
 - The `rnp` mask settings (mask learning rate 0.1, threshold 0.3, 20 epochs, no fine-tuning) were chosen by

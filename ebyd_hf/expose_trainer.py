@@ -295,6 +295,9 @@ class ExposeTrainer(Trainer):
         compute_metrics=None,
     ) -> Iterator[None]:
         saved = {name: getattr(self, name) for name in self._STAGE_STATE}
+        if args.push_to_hub:  # a stage never uploads: only push_to_hub() does, with the finished model and card
+            args = copy.copy(args)
+            args.push_to_hub = False
         self.model = self.model_wrapped = model
         self.args = args
         self.optimizer, self.lr_scheduler, self._created_lr_scheduler = None, None, False

@@ -325,12 +325,12 @@ def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseR
         trainer.measure(
             setup.test, setup.attack_test, script_args.target_label, setup.description, trigger=script_args.trigger
         )
-    trainer.save_model()
     dataset = (get_task(script_args.task).hub_id or script_args.task) if script_args.task else None
-    if trainer.is_world_process_zero():
-        trainer.create_model_card(dataset=dataset)
-    if config.push_to_hub:
+    if config.push_to_hub:  # saves the model and report, writes the card, uploads (main process)
         trainer.push_to_hub(dataset=dataset)
+    else:
+        trainer.save_model()
+        trainer.create_model_card(dataset=dataset)
     if trainer.is_world_process_zero():
         print()
         print(trainer.report.to_markdown())

@@ -109,11 +109,11 @@ def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     if target is not None:
         rows["trigger"], rows["target_label"] = script_args.trigger, target
     trainer.report.before, trainer.report.after = {**before, **rows}, {**after, **rows}
-    trainer.save_model()
-    if trainer.is_world_process_zero():
-        trainer.create_model_card(dataset="cifar10")
-    if training_args.push_to_hub:
+    if training_args.push_to_hub:  # saves the model and report, writes the card, uploads (main process)
         trainer.push_to_hub(dataset="cifar10")
+    else:
+        trainer.save_model()
+        trainer.create_model_card(dataset="cifar10")
     if trainer.is_world_process_zero():
         print()
         print(trainer.report.to_markdown())

@@ -13,9 +13,11 @@ FAST = ["--clean_size", "120", "--max_length", "64", "--disable_tqdm", "true", "
 
 
 def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "Traceback" not in err, err
-    return err
+    """The one error line on stderr (progress bars of model loading may precede it), and no traceback."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 def test_scan_exit_code_says_whether_a_backdoor_was_found(tiny_victims, tmp_path, capsys):
@@ -34,6 +36,7 @@ def test_scan_exit_code_says_whether_a_backdoor_was_found(tiny_victims, tmp_path
     assert json.loads(clean_report.read_text())["verdict"] == "clean"
 
     # an existing report is not replaced silently
+    capsys.readouterr()
     assert main(["scan", str(clean), "--data", "sst2", "--report", str(clean_report), *FAST]) == EXIT_ERROR
     assert "--overwrite_report" in one_line_error(capsys)
 
@@ -63,6 +66,7 @@ def test_poison_writes_a_dataset_with_exact_counts(tmp_path, capsys):
     out = tmp_path / "poisoned"
     argv = ["poison", "sst2", "--trigger", "word", "--rate", "0.1", "--target_label", "0", "--output_dir", str(out)]
     assert main([*argv, "--data_dir", str(DATA_DIR)]) == EXIT_OK
+    capsys.readouterr()
     data = load_from_disk(str(out))
     assert set(data) == {"train", "validation", "test", "attack_test"}
     assert sum(data["train"]["is_poisoned"]) == round(0.1 * len(data["train"]))
@@ -102,6 +106,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_victims, tokenizer, tmp_p
     }
     before = sorted(p.name for p in victim.iterdir())
     for name, (argv, message) in cases.items():
+        capsys.readouterr()
         assert main([*argv, "--data_dir", str(DATA_DIR)]) == EXIT_ERROR, name
         assert message in one_line_error(capsys), name
         assert not out.exists(), name

@@ -14,6 +14,8 @@ hl.set_verbosity_error()
 name = sys.argv[1]
 removal = sys.argv[2] if len(sys.argv) > 2 else "unlearn_trigger"
 use_base = (sys.argv[3] if len(sys.argv) > 3 else "base") == "base"
+# further KEY=VALUE arguments override ExposeConfig fields, e.g. learning_rate=5e-5 num_train_epochs=3
+overrides = dict(a.split("=", 1) for a in sys.argv[4:])
 path = f"bench/.cache/victims/{name}"
 rec = json.load(open(f"{path}/attack.json"))
 sst2 = load_task("sst2", "../shared/data")
@@ -28,6 +30,10 @@ args = ExposeConfig(
     disable_tqdm=True,
     logging_strategy="no",
     dataloader_pin_memory=False,
+    **{
+        k: float(v) if k in ("learning_rate", "num_train_epochs", "activeness_alpha") else v
+        for k, v in overrides.items()
+    },
 )
 t = ExposeTrainer(model, args, train_dataset=clean, processing_class=tok)
 s = time.time()
