@@ -39,6 +39,7 @@ ORDER = ["word-t1", "sentence-t1", "syntactic-t1", "style-t1", "word-t0", "synta
 # defense name -> ExposeConfig overrides; "ebyd" is the library's defaults, untouched.
 DEFENSES: dict[str, dict] = {
     "ebyd": {},
+    "detect": {},  # detection only (the verdict rows of every victim, cheap)
     "finetune": dict(removal_method="finetune"),
     "fine_pruning": dict(removal_method="fine_pruning"),
 }
@@ -85,10 +86,14 @@ def run_defense(name: str, defense: str, clean, test, attack, record: dict, base
         start = time.perf_counter()
         if defense == "ebyd":
             trainer.train()
+        elif defense == "detect":  # the verdict alone (expose when the method needs it, then detect)
+            trainer.detect()
         else:  # the baselines do not detect: purify only
             trainer.purify()
         seconds = time.perf_counter() - start
-    scores = measure_backdoor(trainer.model, tokenizer, test, attack, record["target_label"], batch_size=128)
+    scores = {"ca": None, "asr": None}
+    if defense != "detect":
+        scores = measure_backdoor(trainer.model, tokenizer, test, attack, record["target_label"], batch_size=128)
     det = trainer.report.detection
     return {
         "defense": defense,

@@ -39,7 +39,7 @@ class ExposeConfig(TrainingArguments):
 
     Parameters whose defaults differ from [`~transformers.TrainingArguments`]:
         - `output_dir`: `"ebyd-defense"`
-        - `learning_rate`: `2e-5` (fine-tuning of the purified model)
+        - `learning_rate`: `5e-5` (fine-tuning of the purified model)
         - `num_train_epochs`: `2`
         - `per_device_train_batch_size`: `32`
         - `logging_steps`: `10`
@@ -50,14 +50,14 @@ class ExposeConfig(TrainingArguments):
         >>> from ebyd_hf import ExposeConfig
         >>> config = ExposeConfig("defense-out", exposure_learning_rate=1e-5)
         >>> config.exposure_method, config.learning_rate
-        ('clean_unlearning', 2e-05)
+        ('clean_unlearning', 5e-05)
     """
 
     _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "model_init_kwargs"]
 
     # Parameters whose defaults differ from TrainingArguments
     output_dir: str = field(default="ebyd-defense", metadata={"help": "Where the defense writes its outputs."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of the purification fine-tuning."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of the purification fine-tuning."})
     num_train_epochs: float = field(default=2.0, metadata={"help": "Epochs of the purification fine-tuning."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
