@@ -185,7 +185,7 @@ def main() -> None:
             r = results[-1]
             print(
                 f"{name} {defense}: verdict {r['verdict_backdoored']} target {r['predicted_target']} "
-                f"CA {r['ca_before']:.3f}->{r['ca_after']:.3f} ASR {r['asr_before']}->{r['asr_after']} "
+                f"CA {r['ca_before']:.3f}->{r['ca_after']} ASR {r['asr_before']}->{r['asr_after']} "
                 f"{r['seconds']:.0f}s {r['trigger_candidates'][:5]}",
                 flush=True,
             )

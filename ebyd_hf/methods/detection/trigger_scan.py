@@ -9,10 +9,10 @@
    ~0.5 on the same victim.
 3. Structural triggers (syntactic templates) have no token to find: neutral clause openings
    (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
-   flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09.
+   flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09. Their mean flip rate decides.
 4. Verdict: backdoored when the best single-token candidate's flip rate reaches ``detection_threshold`` (a few
    strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
-   but do not decide the verdict), or the best template's reaches ``detection_template_threshold``; the target
+   but do not decide the verdict), or the templates' mean reaches ``detection_template_threshold``; the target
    label is the class it flips to.
 
 The exposed model is not used here: after Clean Unlearning the text models collapse to one class and every
@@ -104,52 +104,63 @@ class TriggerScan(DetectionMethod):
         top = next(c for c in found if len(c["token_ids"]) == 1)
         triggers = [c for c in found if c["score"] >= args.detection_threshold]
 
-        # Structural triggers: neutral clause openings prepended to the text.
-        templates = []
+        # Structural triggers: neutral clause openings prepended to the text. The verdict reads their *mean* flip
+        # rate toward one class: a structural backdoor answers to all of them, a clean model to one by chance.
+        templates, structural_score, structural_target = [], 0.0, None
         if tokenizer is not None and args.detection_templates:
             ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in args.detection_templates]
             effects = insertion_effects(model, probe, labels[rows], ids, pad_id, seed=args.seed, position=1)
+            mean_flips = np.mean([effect.flip_rate for effect in effects], axis=0)
+            structural_target = int(mean_flips.argmax())
+            structural_score = float(mean_flips[structural_target])
             for text, token_ids, effect in zip(args.detection_templates, ids, effects):
-                target = int(effect.flip_rate.argmax())
                 templates.append(
                     {
                         "trigger": text,
                         "token_ids": token_ids,
-                        "score": float(effect.flip_rate[target]),
-                        "target": target,
-                        "margin_shift": float(effect.margin_shift[target]),
+                        "score": float(effect.flip_rate[structural_target]),
+                        "target": structural_target,
+                        "margin_shift": float(effect.margin_shift[structural_target]),
                         "sources": ["template"],
                         "position": "start",
                     }
                 )
             templates.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
-        structural = [c for c in templates if c["score"] >= args.detection_template_threshold]
 
-        # Verdict: a single token over detection_threshold, else a template over its own (lower) threshold.
-        decisive, threshold = top, args.detection_threshold
-        if top["score"] < args.detection_threshold and structural:
-            decisive, threshold = structural[0], args.detection_template_threshold
-        backdoored = decisive["score"] >= threshold
-        if backdoored:
-            triggers = [c for c in triggers + structural if c["target"] == decisive["target"]]
+        # Verdict: a single token over detection_threshold, else the templates over their own (lower) threshold.
+        structural_verdict = top["score"] < args.detection_threshold and structural_score >= (
+            args.detection_template_threshold
+        )
+        if structural_verdict:
+            score, threshold, target = structural_score, args.detection_template_threshold, structural_target
+        else:
+            score, threshold, target = top["score"], args.detection_threshold, top["target"]
+        backdoored = score >= threshold
+        # What removal unlearns: the confirmed triggers of the detected target, strongest first, at most
+        # num_trigger_candidates (a long tail of strong clean words would dilute the unlearning set).
+        if structural_verdict:
+            triggers = [c for c in templates if c["score"] >= args.detection_template_threshold] or templates[:1]
+        else:
+            triggers = [c for c in triggers if c["target"] == target]
+        triggers = triggers[: args.num_trigger_candidates] if backdoored else []
         candidates = sorted(
             found[: args.num_trigger_candidates] + templates[:2], key=lambda c: (-c["score"], -c["margin_shift"])
         )
-        if decisive in structural:  # a structural verdict: its templates lead the candidates
-            candidates = structural[: args.num_trigger_candidates] + [c for c in candidates if c not in structural]
+        if structural_verdict:  # its templates lead the candidates
+            candidates = templates[: args.num_trigger_candidates] + [c for c in candidates if c not in templates]
         return DetectionResult(
             backdoored=backdoored,
-            score=decisive["score"],
+            score=score,
             threshold=threshold,
-            target_label=decisive["target"] if backdoored else None,
-            target_score=decisive["score"],
+            target_label=target if backdoored else None,
+            target_score=score,
             trigger_candidates=candidates[: args.num_trigger_candidates],
             details={
                 "candidates_verified": len(found) + len(templates),
                 "probe_rows": len(rows),
                 "base_model": args.base_model,
                 "best_token": {k: top[k] for k in ("trigger", "score", "target")},
-                "best_template": {k: templates[0][k] for k in ("trigger", "score", "target")} if templates else None,
-                "triggers": triggers if backdoored else [],
+                "templates": {"mean_flip_rate": structural_score, "target": structural_target},
+                "triggers": triggers,
             },
         )
