@@ -277,15 +277,25 @@ def test_collapse_target_detects_the_target(tiny_victim, attack_data, tmp_path):
 def test_every_removal_method_runs_and_leaves_the_user_model_untouched(tiny_victim, attack_data, tmp_path, method):
     model, _ = tiny_victim
     before = _state(model)
-    trainer = VisionExposeTrainer(
-        model, _defense_config(tmp_path, removal_method=method), train_dataset=attack_data.clean
-    )
+    # detection threshold 0.6 as in the detection test: rnp prunes only a model detection flags
+    config = _defense_config(tmp_path, removal_method=method, detection_threshold=0.6)
+    trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     trainer.train()
     purified = trainer.model
     assert purified is not model and not all(torch.equal(v, purified.state_dict()[k]) for k, v in before.items())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert trainer.report.removal_method == method and trainer.report.removal
     assert trainer.report.detection.target_label == TARGET
+
+
+def test_rnp_prunes_nothing_when_detection_says_clean(tiny_victim, attack_data, tmp_path):
+    model, _ = tiny_victim
+    config = _defense_config(tmp_path, removal_method="rnp", detection_threshold=0.99)
+    trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
+    trainer.train()
+    assert not trainer.report.detection.backdoored
+    assert trainer.report.removal["pruned_units"] == 0 and trainer.report.removal["skipped"]
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in _state(model).items())
 
 
 def test_rnp_purification_lowers_asr(tiny_victim, attack_data, tmp_path):
