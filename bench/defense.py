@@ -130,7 +130,17 @@ def write_results(records: list[dict]) -> None:
             f"{fmt(r['ca_before'])} → {fmt(r['ca_after'])} | {fmt(r['asr_before'])} → {fmt(r['asr_after'])} | "
             f"{r['seconds']:.0f} |"
         )
-    (RESULTS / "defense.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "defense.md").write_text("\n".join(lines) + "\n" + NOTES)
+
+
+NOTES = """
+- `detect` rows: `trainer.detect()` alone with the defaults (verdict, target, candidates); `ebyd` rows:
+  `trainer.train()` with the defaults (detect, then `unlearn_trigger` + activeness fine-tuning, lr 5e-5, 2 epochs);
+  `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.
+- Bars (issue 3): verdict and target right for all 7; ASR <= 0.10 and CA drop <= 2 points for the 6 backdoored
+  victims; <= 1 point CA on the clean one; <= 10 minutes per `train()`. Wall times were taken while other jobs
+  (tests, a demo run, a vision benchmark) shared the 2 cores: upper bounds.
+"""
 
 
 def main() -> None:
