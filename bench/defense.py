@@ -109,9 +109,9 @@ def run_defense(name: str, defense: str, clean, test, attack, record: dict, base
     }
 
 
-def write_results(records: list[dict]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "defense.json").write_text(json.dumps(records, indent=2) + "\n")
+def write_results(records: list[dict], path: Path = RESULTS / "defense.json") -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(records, indent=2) + "\n")
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [
         "# Defense benchmark (MiniLM victims, full SST-2, 500 clean validation rows)",
@@ -130,7 +130,7 @@ def write_results(records: list[dict]) -> None:
             f"{fmt(r['ca_before'])} → {fmt(r['ca_after'])} | {fmt(r['asr_before'])} → {fmt(r['asr_after'])} | "
             f"{r['seconds']:.0f} |"
         )
-    (RESULTS / "defense.md").write_text("\n".join(lines) + "\n" + NOTES)
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n" + NOTES)
 
 
 NOTES = """
@@ -149,13 +149,25 @@ def main() -> None:
     parser.add_argument("--defenses", default="ebyd,finetune,fine_pruning", help="comma-separated")
     parser.add_argument("--clean-rows", type=int, default=500)
     parser.add_argument("--data-dir", default=os.environ.get("EBYD_DATA_DIR", "../shared/data"))
+    parser.add_argument(
+        "--results", default=str(RESULTS / "defense.json"), help="JSON to merge into (run parallel jobs apart)"
+    )
+    parser.add_argument("--merge", nargs="*", default=[], help="only merge these JSON files into --results")
     args = parser.parse_args()
     hf_logging.set_verbosity_error()
     base = base_model_path()
     sst2 = load_task("sst2", args.data_dir)
     clean = sst2["validation"].shuffle(seed=0).select(range(args.clean_rows))
-    out = RESULTS / "defense.json"
+    out = Path(args.results)
     records = json.loads(out.read_text()) if out.exists() else []
+    if args.merge:
+        for path in args.merge:
+            extra = json.loads(Path(path).read_text())
+            keys = {(r["victim"], r["defense"]) for r in extra}
+            records = [r for r in records if (r["victim"], r["defense"]) not in keys] + extra
+        records.sort(key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
+        write_results(records, out)
+        return
     for name in args.only or ORDER:
         record_path = VICTIMS / name / "attack.json"
         if not record_path.exists():
@@ -202,7 +214,7 @@ def main() -> None:
         done = {(r["victim"], r["defense"]) for r in results}
         records = [r for r in records if (r["victim"], r["defense"]) not in done] + results
         records.sort(key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
-        write_results(records)
+        write_results(records, out)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}")
 
 
