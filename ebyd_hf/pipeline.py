@@ -325,8 +325,14 @@ def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseR
         trainer.measure(
             setup.test, setup.attack_test, script_args.target_label, setup.description, trigger=script_args.trigger
         )
-    dataset = (get_task(script_args.task).hub_id or script_args.task) if script_args.task else None
-    if config.push_to_hub:  # saves the model and report, writes the card, uploads (main process)
+    publish(trainer, (get_task(script_args.task).hub_id or script_args.task) if script_args.task else None)
+    return trainer.report
+
+
+def publish(trainer, dataset: str | None = None) -> None:
+    """Save the purified model, its report and model card to ``output_dir``, push them when ``push_to_hub`` is
+    set (one upload, main process), and print the report."""
+    if trainer.args.push_to_hub:  # push_to_hub saves the model and report and writes the card first
         trainer.push_to_hub(dataset=dataset)
     else:
         trainer.save_model()
@@ -334,8 +340,7 @@ def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseR
     if trainer.is_world_process_zero():
         print()
         print(trainer.report.to_markdown())
-        print(f"Purified model, report and model card saved to {config.output_dir}")
-    return trainer.report
+        print(f"Purified model, report and model card saved to {trainer.args.output_dir}")
 
 
 def run_scan(script_args: DefenseArguments, config: ExposeConfig, report_path: str) -> DefenseReport:

@@ -55,7 +55,7 @@ class ImageDefenseArguments:
 def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     from transformers import AutoModelForImageClassification, TrainingArguments
 
-    from ebyd_hf.pipeline import check_output_dir
+    from ebyd_hf.pipeline import check_output_dir, publish
     from ebyd_hf.vision import (
         CifarImageProcessor,
         ImageAttackConfig,
@@ -109,15 +109,7 @@ def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     if target is not None:
         rows["trigger"], rows["target_label"] = script_args.trigger, target
     trainer.report.before, trainer.report.after = {**before, **rows}, {**after, **rows}
-    if training_args.push_to_hub:  # saves the model and report, writes the card, uploads (main process)
-        trainer.push_to_hub(dataset="cifar10")
-    else:
-        trainer.save_model()
-        trainer.create_model_card(dataset="cifar10")
-    if trainer.is_world_process_zero():
-        print()
-        print(trainer.report.to_markdown())
-        print(f"Purified model, report and model card saved to {training_args.output_dir}")
+    publish(trainer, dataset="cifar10")
     return trainer.report
 
 
