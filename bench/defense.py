@@ -28,6 +28,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from ebyd_hf import AttackConfig, ExposeConfig, ExposeTrainer, load_task, measure_backdoor, prepare_attack
+from ebyd_hf.evaluation import predict
+from ebyd_hf.metrics import attack_success_rate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
@@ -109,6 +111,17 @@ def run_defense(name: str, defense: str, clean, test, attack, record: dict, base
     }
 
 
+def clean_model_asr(attack, target: int | None) -> float | None:
+    """The never-poisoned victim's ASR on an attack-test set: the share of triggered non-target rows a model without
+    a backdoor sends to the target anyway (its own errors, and paraphrases that change the sentiment). A defense
+    cannot be expected to go below it without costing clean accuracy."""
+    if attack is None or target is None or not (VICTIMS / "clean" / "attack.json").exists():
+        return None
+    model = AutoModelForSequenceClassification.from_pretrained(VICTIMS / "clean")
+    tokenizer = AutoTokenizer.from_pretrained(VICTIMS / "clean")
+    return attack_success_rate(predict(model, tokenizer, attack["text"], batch_size=128), target)
+
+
 def write_results(records: list[dict], path: Path = RESULTS / "defense.json") -> None:
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(records, indent=2) + "\n")
@@ -118,8 +131,9 @@ def write_results(records: list[dict], path: Path = RESULTS / "defense.json") ->
         "",
         "Written by `bench/defense.py`; CA on the SST-2 test split, ASR on each victim's attack-test set.",
         "",
-        "| victim | defense | verdict | target (true) | top candidates | CA before → after | ASR before → after | s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| victim | defense | verdict | target (true) | top candidates | CA before → after | ASR before → after "
+        "| ASR of the clean model | s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         verdict = "—" if r["verdict_backdoored"] is None else ("backdoored" if r["verdict_backdoored"] else "clean")
@@ -128,7 +142,7 @@ def write_results(records: list[dict], path: Path = RESULTS / "defense.json") ->
         lines.append(
             f"| {r['victim']} | {r['defense']} | {verdict} | {target} | {cands} | "
             f"{fmt(r['ca_before'])} → {fmt(r['ca_after'])} | {fmt(r['asr_before'])} → {fmt(r['asr_after'])} | "
-            f"{r['seconds']:.0f} |"
+            f"{fmt(r.get('asr_clean_model'))} | {r['seconds']:.0f} |"
         )
     path.with_suffix(".md").write_text("\n".join(lines) + "\n" + NOTES)
 
@@ -153,6 +167,9 @@ def main() -> None:
         "--results", default=str(RESULTS / "defense.json"), help="JSON to merge into (run parallel jobs apart)"
     )
     parser.add_argument("--merge", nargs="*", default=[], help="only merge these JSON files into --results")
+    parser.add_argument(
+        "--clean-reference", action="store_true", help="only (re)compute the clean model's ASR of every record"
+    )
     args = parser.parse_args()
     hf_logging.set_verbosity_error()
     base = base_model_path()
@@ -166,6 +183,19 @@ def main() -> None:
             keys = {(r["victim"], r["defense"]) for r in extra}
             records = [r for r in records if (r["victim"], r["defense"]) not in keys] + extra
         records.sort(key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
+        write_results(records, out)
+        return
+    if args.clean_reference:
+        for name in sorted({r["victim"] for r in records}):
+            if not (VICTIMS / name / "attack.json").exists():
+                print(f"skip {name}: no cached victim")
+                continue
+            record = json.loads((VICTIMS / name / "attack.json").read_text())
+            _, attack = attack_data(name, record, args.data_dir)
+            floor = clean_model_asr(attack, record["target_label"])
+            for r in records:
+                if r["victim"] == name:
+                    r["asr_clean_model"] = floor
         write_results(records, out)
         return
     for name in args.only or ORDER:
@@ -187,6 +217,7 @@ def main() -> None:
             "asr_before": before["asr"],
             "ca_rows": len(test),
             "asr_rows": None if attack is None else len(attack),
+            "asr_clean_model": clean_model_asr(attack, record["target_label"]),
             "clean_rows": args.clean_rows,
         }
         results = [

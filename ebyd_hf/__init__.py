@@ -38,6 +38,7 @@ _EXPORTS = {
     "ExposeConfig": "ebyd_hf.expose_config",
     "ExposeTrainer": "ebyd_hf.expose_trainer",
     "ExposureResult": "ebyd_hf.expose_trainer",
+    "SoftTrigger": "ebyd_hf.adversarial",
     "DefenseReport": "ebyd_hf.report",
     "DetectionResult": "ebyd_hf.report",
     "clean_accuracy": "ebyd_hf.metrics",
@@ -50,6 +51,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .adversarial import SoftTrigger  # noqa: F401
     from .data import TASKS, TaskSpec, load_task  # noqa: F401
     from .evaluation import measure_backdoor, predict  # noqa: F401
     from .expose_config import ExposeConfig  # noqa: F401

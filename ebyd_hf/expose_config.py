@@ -164,6 +164,37 @@ class ExposeConfig(TrainingArguments):
         },
     )
 
+    adversarial_trigger_length: int = field(
+        default=5,
+        metadata={
+            "help": "Vectors of the soft (embedding-space) trigger that `unlearn_trigger` learns against the model "
+            "while fine-tuning a flagged model: it is optimised to send clean rows to the detected target, and the "
+            "model is trained to keep their true labels, which reaches paraphrase-level triggers that recovered "
+            "tokens only approximate. 0 turns it off."
+        },
+    )
+    adversarial_learning_rate: float = field(
+        default=0.05, metadata={"help": "Adam learning rate of the soft-trigger vectors."}
+    )
+    adversarial_steps: int = field(
+        default=1,
+        metadata={"help": "Soft-trigger steps per fine-tuning step (0: keep the warmed-up trigger fixed)."},
+    )
+    adversarial_share: float = field(
+        default=1.0,
+        metadata={
+            "help": "Share of the fine-tuning steps (from the start) that carry the soft trigger; the rest is plain "
+            "fine-tuning, which recovers clean accuracy."
+        },
+    )
+    adversarial_weight: float = field(
+        default=0.25,
+        metadata={"help": "Share of the fine-tuning loss taken by the rows carrying the soft trigger."},
+    )
+    adversarial_warmup_steps: int = field(
+        default=20, metadata={"help": "Soft-trigger steps against the suspicious model before fine-tuning starts."}
+    )
+
     # Purification fine-tuning
     finetune_regularizer: str = field(
         default="activeness",
@@ -199,5 +230,13 @@ class ExposeConfig(TrainingArguments):
             raise ValueError(f"detection_threshold={self.detection_threshold} must be in (0, 1].")
         if not 0 <= self.removal_ratio < 1:
             raise ValueError(f"removal_ratio={self.removal_ratio} must be in [0, 1).")
+        if min(self.adversarial_trigger_length, self.adversarial_steps, self.adversarial_warmup_steps) < 0:
+            raise ValueError(
+                "adversarial_trigger_length, adversarial_steps and adversarial_warmup_steps must be >= 0."
+            )
+        if not 0 <= self.adversarial_share <= 1:
+            raise ValueError(f"adversarial_share={self.adversarial_share} must be in [0, 1].")
+        if not 0 <= self.adversarial_weight <= 1:
+            raise ValueError(f"adversarial_weight={self.adversarial_weight} must be in [0, 1].")
         if not 0 <= self.activeness_alpha <= 1:
             raise ValueError(f"activeness_alpha={self.activeness_alpha} must be in [0, 1].")

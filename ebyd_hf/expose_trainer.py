@@ -190,6 +190,8 @@ class ExposeTrainer(Trainer):
         self._probe_dataset = self._probe_order(train_dataset)
         self._exposure_method = None
         self._activeness = False
+        self._adversary = None
+        self._adversary_step = -1
         self.exposure: ExposureResult | None = None
         self.detection: DetectionResult | None = None
         self.report = DefenseReport(model=self.model_name, clean_rows=len(train_dataset), versions=_versions())
@@ -325,7 +327,36 @@ class ExposeTrainer(Trainer):
                     f"exposure_learning_rate (now {self.args.learning_rate}) or exposure_max_grad_norm."
                 )
             return (loss, outputs) if return_outputs else loss
+        if (
+            self._adversary is not None
+            and model.training
+            and self.state.global_step < self.args.adversarial_share * self.state.max_steps
+        ):
+            return self._adversarial_loss(model, inputs, return_outputs)
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _adversarial_loss(self, model, inputs, return_outputs):
+        """Purification loss under a soft trigger: the trigger first takes ``adversarial_steps`` steps against the
+        current weights (once per optimiser step), then the batch is scored clean and triggered with the true
+        labels, so the model unlearns whatever the trigger found."""
+        adversary = self._adversary
+        if self._adversary_step != self.state.global_step:  # the activeness step calls this twice per update
+            self._adversary_step = self.state.global_step
+            plain = self.accelerator.unwrap_model(model)
+            reduce = None
+            if self.accelerator.num_processes > 1:
+                reduce = lambda grad: self.accelerator.reduce(grad, reduction="mean")  # noqa: E731
+            for _ in range(self.args.adversarial_steps):
+                adversary.step(plain, inputs, reduce)
+        labels = inputs["labels"]
+        vectors = adversary.vectors.detach().to(labels.device)
+        outputs = model(**adversary.model_inputs(model, inputs, vectors, pad_clean=True))
+        losses = torch.nn.functional.cross_entropy(
+            outputs.logits.float(), torch.cat([labels, labels]), reduction="none"
+        )
+        weight = self.args.adversarial_weight
+        loss = (1 - weight) * losses[: len(labels)].mean() + weight * losses[len(labels) :].mean()
+        return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if not self._activeness:
@@ -582,17 +613,24 @@ class ExposeTrainer(Trainer):
         return self._base_model
 
     def finetune(
-        self, model: torch.nn.Module, regularizer: str | None = None, train_dataset: Dataset | None = None
+        self,
+        model: torch.nn.Module,
+        regularizer: str | None = None,
+        train_dataset: Dataset | None = None,
+        adversary=None,
     ) -> torch.nn.Module:
         """Fine-tune ``model`` on the clean set with the trainer's own arguments (learning_rate, num_train_epochs,
         ...) through ``Trainer.train``, on ``train_dataset`` (default: the clean set); ``regularizer`` defaults to
-        ``args.finetune_regularizer``. With a ``peft_config``, adapters are trained and merged."""
+        ``args.finetune_regularizer``. With an ``adversary`` (:class:`~ebyd_hf.adversarial.SoftTrigger`) every
+        batch is also trained with the soft trigger inserted and the true labels, the trigger re-optimised against
+        the model as it changes. With a ``peft_config``, adapters are trained and merged."""
         regularizer = regularizer or self.args.finetune_regularizer
         if self.peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, self.peft_config)
         self._activeness = regularizer == "activeness"
+        self._adversary, self._adversary_step = adversary, -1
         try:
             with self._stage(
                 model,
@@ -604,6 +642,7 @@ class ExposeTrainer(Trainer):
                 super().train()
         finally:
             self._activeness = False
+            self._adversary = None
         if self.peft_config is not None:
             model = model.merge_and_unload()
         model.eval()

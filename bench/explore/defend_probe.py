@@ -11,6 +11,17 @@ from transformers.utils import logging as hl
 from ebyd_hf import ExposeConfig, ExposeTrainer, build_attack_test_set, build_trigger, load_task, measure_backdoor
 
 hl.set_verbosity_error()
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 name = sys.argv[1]
 removal = sys.argv[2] if len(sys.argv) > 2 else "unlearn_trigger"
 use_base = (sys.argv[3] if len(sys.argv) > 3 else "base") == "base"
@@ -30,10 +41,7 @@ args = ExposeConfig(
     disable_tqdm=True,
     logging_strategy="no",
     dataloader_pin_memory=False,
-    **{
-        k: float(v) if k in ("learning_rate", "num_train_epochs", "activeness_alpha") else v
-        for k, v in overrides.items()
-    },
+    **{k: _value(v) for k, v in overrides.items()},
 )
 t = ExposeTrainer(model, args, train_dataset=clean, processing_class=tok)
 s = time.time()

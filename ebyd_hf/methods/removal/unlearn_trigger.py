@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from ...adversarial import SoftTrigger
 from ...trigger_search import insert_tokens
 from ..base import RemovalMethod, register_removal
 
@@ -43,6 +44,31 @@ def triggered_copies(
     return Dataset.from_dict({name: columns[name] + extra[name] for name in columns})
 
 
+def soft_trigger(trainer, model: torch.nn.Module, target: int, init_ids: list[int] | None) -> SoftTrigger:
+    """A soft trigger towards ``target``, started from a recovered trigger's embeddings and warmed up against
+    the (still unchanged) suspicious model on the clean set."""
+    args = trainer.args
+    adversary = SoftTrigger(
+        model, target, args.adversarial_trigger_length, args.adversarial_learning_rate, init_ids, args.seed
+    )
+    flips = []
+    model.eval()
+    steps = 0
+    while steps < args.adversarial_warmup_steps:
+        for batch in trainer.clean_batches(model):
+            if steps >= args.adversarial_warmup_steps:
+                break
+            rate = adversary.step(model, batch)
+            steps += 1
+            if rate is not None:
+                flips.append(rate)
+        if not flips and steps == 0:
+            break
+    model.train()
+    adversary.warmup_flip_rate = round(flips[-1], 4) if flips else None
+    return adversary
+
+
 @register_removal
 class UnlearnTrigger(RemovalMethod):
     name: ClassVar[str] = "unlearn_trigger"
@@ -65,6 +91,10 @@ class UnlearnTrigger(RemovalMethod):
         starts = [c.get("position") == "start" for c in chosen]
         account = {"triggers_unlearned": [c["trigger"] for c in chosen]}
         dataset = None
+        adversary = None
+        if detection.backdoored and detection.target_label is not None and trainer.args.adversarial_trigger_length:
+            adversary = soft_trigger(trainer, model, detection.target_label, triggers[0] if triggers else None)
+            account["soft_trigger"] = {"length": adversary.length, "warmup_flip_rate": adversary.warmup_flip_rate}
         if triggers:
             base = trainer.load_base_model()
             if base is not None:  # templates are common words: only token triggers are reset
@@ -75,6 +105,6 @@ class UnlearnTrigger(RemovalMethod):
                 account["embedding_rows_reset"] = len(tokens)
             dataset = triggered_copies(trainer.train_dataset, triggers, trainer.args.seed, starts)
             account["unlearning_rows"] = len(dataset)
-        model = trainer.finetune(model, train_dataset=dataset)
+        model = trainer.finetune(model, train_dataset=dataset, adversary=adversary)
         account["regularizer"] = trainer.args.finetune_regularizer
         return model, account

@@ -1,0 +1,116 @@
+"""A continuous (embedding-space) trigger, learned against the model being purified.
+
+Detection recovers what a trigger looks like as tokens or clause openings; a paraphrase-level backdoor
+(a syntactic template, a writing style) or a multi-word sentence is only approximated by them. A soft trigger
+(``length`` free vectors in the input-embedding space, inserted after the first token) has no such limit: it is
+optimised to send clean rows of other classes to the detected target, so it converges to whatever the backdoor
+responds to. Purification then trains the model to keep the true label of rows carrying it, re-optimising the
+trigger as the model changes (a min-max game, as adversarial unlearning in I-BAU, here on embeddings).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _embedding_layer(model: torch.nn.Module) -> torch.nn.Module:
+    model = getattr(model, "module", model)  # DDP
+    return model.get_input_embeddings()
+
+
+class SoftTrigger:
+    """``length`` trainable input-embedding vectors that push rows towards ``target``.
+
+    Args:
+        model: the model the trigger is learned against (its embedding table gives the initial vectors and
+            the norm bound).
+        target: the label the trigger sends rows to (the detected target).
+        length: number of vectors.
+        learning_rate: Adam learning rate of the vectors.
+        init_ids: token ids the vectors start from (e.g. a recovered trigger), padded with random vocabulary
+            rows drawn with ``seed``.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        target: int,
+        length: int = 5,
+        learning_rate: float = 0.05,
+        init_ids: list[int] | None = None,
+        seed: int = 0,
+    ):
+        if length < 1:
+            raise ValueError(f"A soft trigger needs at least one vector, got length={length}.")
+        table = _embedding_layer(model).weight.detach()
+        generator = torch.Generator().manual_seed(seed)
+        ids = list(init_ids or [])[:length]
+        ids += torch.randint(table.shape[0], (length - len(ids),), generator=generator).tolist()
+        self.target = int(target)
+        self.vectors = table[ids].clone().float().requires_grad_(True)
+        self.max_norm = float(table.float().norm(dim=-1).max())
+        self.optimizer = torch.optim.Adam([self.vectors], lr=learning_rate)
+        self.warmup_flip_rate: float | None = None
+
+    @property
+    def length(self) -> int:
+        return self.vectors.shape[0]
+
+    def model_inputs(
+        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], vectors: torch.Tensor, pad_clean: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Keyword arguments for ``model(...)``: the rows of ``inputs`` with ``vectors`` inserted after their first
+        token (as ``inputs_embeds``). With ``pad_clean`` the untouched rows are appended too, padded to the same
+        length, so one forward pass scores both."""
+        embeddings = _embedding_layer(model)(inputs["input_ids"])
+        batch, width = embeddings.shape[0], self.length
+        block = vectors.to(embeddings.dtype).unsqueeze(0).expand(batch, -1, -1)
+        triggered = torch.cat([embeddings[:, :1], block, embeddings[:, 1:]], dim=1)
+        mask = inputs["attention_mask"]
+        ones = torch.ones(batch, width, dtype=mask.dtype, device=mask.device)
+        out = {
+            "inputs_embeds": triggered,
+            "attention_mask": torch.cat([mask[:, :1], ones, mask[:, 1:]], dim=1),
+        }
+        if "token_type_ids" in inputs:
+            types = inputs["token_type_ids"]
+            out["token_type_ids"] = torch.cat([types[:, :1], types[:, :1].expand(-1, width), types[:, 1:]], dim=1)
+        if pad_clean:
+            pad = embeddings.new_zeros(batch, width, embeddings.shape[-1])
+            out["inputs_embeds"] = torch.cat([torch.cat([embeddings, pad], dim=1), out["inputs_embeds"]])
+            out["attention_mask"] = torch.cat([torch.cat([mask, ones * 0], dim=1), out["attention_mask"]])
+            if "token_type_ids" in out:
+                types = inputs["token_type_ids"]
+                padded = torch.cat([types, types[:, -1:].expand(-1, width)], dim=1)
+                out["token_type_ids"] = torch.cat([padded, out["token_type_ids"]])
+        return out
+
+    def step(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], reduce=None) -> float | None:
+        """One Adam step of the vectors towards the target on the batch's rows of other classes (the model's
+        parameters get no gradient). Returns the share of those rows the trigger sends to the target, or
+        ``None`` (and no step) when the batch has none. Under DDP pass ``reduce`` (a mean over processes, e.g.
+        ``accelerator.reduce``), so every process keeps the same trigger; every process must then call it."""
+        keep = inputs["labels"] != self.target
+        if not bool(keep.any()) and reduce is None:
+            return None
+        rows = {k: v[keep] for k, v in inputs.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        vectors = self.vectors.to(inputs["input_ids"].device)
+        rate = None
+        if bool(keep.any()):
+            logits = model(**self.model_inputs(model, rows, vectors)).logits
+            goal = torch.full((logits.shape[0],), self.target, device=logits.device)
+            loss = F.cross_entropy(logits.float(), goal)
+            (grad,) = torch.autograd.grad(loss, vectors)
+            rate = float((logits.argmax(-1) == self.target).float().mean())
+        else:
+            grad = torch.zeros_like(vectors)
+        if reduce is not None:
+            grad = reduce(grad.detach())
+        self.optimizer.zero_grad()
+        self.vectors.grad = grad.detach().to(self.vectors.device, self.vectors.dtype)
+        self.optimizer.step()
+        with torch.no_grad():  # stay in the range of real token embeddings
+            norms = self.vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            self.vectors.mul_(torch.clamp(self.max_norm / norms, max=1.0))
+        return rate
