@@ -149,11 +149,15 @@ def write_results(records: list[dict], path: Path = RESULTS / "defense.json") ->
 
 NOTES = """
 - `detect` rows: `trainer.detect()` alone with the defaults (verdict, target, candidates); `ebyd` rows:
-  `trainer.train()` with the defaults (detect, then `unlearn_trigger` + activeness fine-tuning, lr 5e-5, 2 epochs);
+  `trainer.train()` with the defaults (detect, then `unlearn_trigger`: the detected triggers inserted into copies of
+  the clean rows, a soft trigger learned against the model, activeness fine-tuning, lr 5e-5, 2 epochs);
   `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.
+- "ASR of the clean model": the never-poisoned victim's ASR on the same attack-test set, i.e. the share of triggered
+  non-target rows a model without a backdoor sends to the target anyway (its own errors, and paraphrases that flip
+  the sentiment). It is the floor a defense can reach without giving up clean accuracy.
 - Bars (issue 3): verdict and target right for all 7; ASR <= 0.10 and CA drop <= 2 points for the 6 backdoored
   victims; <= 1 point CA on the clean one; <= 10 minutes per `train()`. Wall times were taken while other jobs
-  (tests, a demo run, a vision benchmark) shared the 2 cores: upper bounds.
+  shared the 2 cores: upper bounds.
 """
 
 

@@ -58,24 +58,30 @@ class SoftTrigger:
         return self.vectors.shape[0]
 
     def model_inputs(
-        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], vectors: torch.Tensor, pad_clean: bool = False
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        vectors: torch.Tensor,
+        pad_clean: bool = False,
+        position: int = 1,
     ) -> dict[str, torch.Tensor]:
-        """Keyword arguments for ``model(...)``: the rows of ``inputs`` with ``vectors`` inserted after their first
-        token (as ``inputs_embeds``). With ``pad_clean`` the untouched rows are appended too, padded to the same
-        length, so one forward pass scores both."""
+        """Keyword arguments for ``model(...)``: the rows of ``inputs`` with ``vectors`` inserted before token
+        ``position`` (default: after the first token), as ``inputs_embeds``. With ``pad_clean`` the untouched rows
+        are appended too, padded to the same length, so one forward pass scores both."""
         embeddings = _embedding_layer(model)(inputs["input_ids"])
-        batch, width = embeddings.shape[0], self.length
+        batch, width, at = embeddings.shape[0], self.length, position
         block = vectors.to(embeddings.dtype).unsqueeze(0).expand(batch, -1, -1)
-        triggered = torch.cat([embeddings[:, :1], block, embeddings[:, 1:]], dim=1)
+        triggered = torch.cat([embeddings[:, :at], block, embeddings[:, at:]], dim=1)
         mask = inputs["attention_mask"]
         ones = torch.ones(batch, width, dtype=mask.dtype, device=mask.device)
         out = {
             "inputs_embeds": triggered,
-            "attention_mask": torch.cat([mask[:, :1], ones, mask[:, 1:]], dim=1),
+            "attention_mask": torch.cat([mask[:, :at], ones, mask[:, at:]], dim=1),
         }
         if "token_type_ids" in inputs:
             types = inputs["token_type_ids"]
-            out["token_type_ids"] = torch.cat([types[:, :1], types[:, :1].expand(-1, width), types[:, 1:]], dim=1)
+            fill = types[:, :1].expand(-1, width)
+            out["token_type_ids"] = torch.cat([types[:, :at], fill, types[:, at:]], dim=1)
         if pad_clean:
             pad = embeddings.new_zeros(batch, width, embeddings.shape[-1])
             out["inputs_embeds"] = torch.cat([torch.cat([embeddings, pad], dim=1), out["inputs_embeds"]])
@@ -86,7 +92,15 @@ class SoftTrigger:
                 out["token_type_ids"] = torch.cat([padded, out["token_type_ids"]])
         return out
 
-    def step(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], reduce=None) -> float | None:
+    def random_position(self, inputs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> int:
+        """A position inside the text of every row of the batch (after the first token, before the shortest
+        row's last one), for triggers that may sit anywhere."""
+        shortest = int(inputs["attention_mask"].sum(dim=1).min())
+        return int(torch.randint(1, max(shortest - 1, 1) + 1, (1,), generator=generator))
+
+    def step(
+        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], reduce=None, position: int = 1
+    ) -> float | None:
         """One Adam step of the vectors towards the target on the batch's rows of other classes (the model's
         parameters get no gradient). Returns the share of those rows the trigger sends to the target, or
         ``None`` (and no step) when the batch has none. Under DDP pass ``reduce`` (a mean over processes, e.g.
@@ -98,7 +112,7 @@ class SoftTrigger:
         vectors = self.vectors.to(inputs["input_ids"].device)
         rate = None
         if bool(keep.any()):
-            logits = model(**self.model_inputs(model, rows, vectors)).logits
+            logits = model(**self.model_inputs(model, rows, vectors, position=position)).logits
             goal = torch.full((logits.shape[0],), self.target, device=logits.device)
             loss = F.cross_entropy(logits.float(), goal)
             (grad,) = torch.autograd.grad(loss, vectors)

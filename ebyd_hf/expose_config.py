@@ -180,6 +180,14 @@ class ExposeConfig(TrainingArguments):
         default=1,
         metadata={"help": "Soft-trigger steps per fine-tuning step (0: keep the warmed-up trigger fixed)."},
     )
+    adversarial_position: str = field(
+        default="start",
+        metadata={
+            "help": "Where the soft trigger goes: `start` (after the first token, where clause-level triggers sit), "
+            "`random` (anywhere in the text, drawn per step, as inserted words and sentences) or `mixed` "
+            "(alternating)."
+        },
+    )
     adversarial_share: float = field(
         default=1.0,
         metadata={
@@ -234,6 +242,8 @@ class ExposeConfig(TrainingArguments):
             raise ValueError(
                 "adversarial_trigger_length, adversarial_steps and adversarial_warmup_steps must be >= 0."
             )
+        if self.adversarial_position not in ("start", "random", "mixed"):
+            raise ValueError(f"adversarial_position={self.adversarial_position!r}: use 'start', 'random' or 'mixed'.")
         if not 0 <= self.adversarial_share <= 1:
             raise ValueError(f"adversarial_share={self.adversarial_share} must be in [0, 1].")
         if not 0 <= self.adversarial_weight <= 1:

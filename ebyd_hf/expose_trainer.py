@@ -192,6 +192,7 @@ class ExposeTrainer(Trainer):
         self._activeness = False
         self._adversary = None
         self._adversary_step = -1
+        self._adversary_position = 1
         self.exposure: ExposureResult | None = None
         self.detection: DetectionResult | None = None
         self.report = DefenseReport(model=self.model_name, clean_rows=len(train_dataset), versions=_versions())
@@ -337,20 +338,26 @@ class ExposeTrainer(Trainer):
 
     def _adversarial_loss(self, model, inputs, return_outputs):
         """Purification loss under a soft trigger: the trigger first takes ``adversarial_steps`` steps against the
-        current weights (once per optimiser step), then the batch is scored clean and triggered with the true
-        labels, so the model unlearns whatever the trigger found."""
+        current weights (once per optimiser step, at a position drawn by ``adversarial_position``), then the batch
+        is scored clean and triggered with the true labels, so the model unlearns whatever the trigger found."""
         adversary = self._adversary
         if self._adversary_step != self.state.global_step:  # the activeness step calls this twice per update
-            self._adversary_step = self.state.global_step
+            self._adversary_step = step = self.state.global_step
+            mode = self.args.adversarial_position
+            self._adversary_position = 1
+            if mode == "random" or (mode == "mixed" and step % 2 == 1):
+                generator = torch.Generator().manual_seed(self.args.seed * 100_003 + step)
+                self._adversary_position = adversary.random_position(inputs, generator)
             plain = self.accelerator.unwrap_model(model)
             reduce = None
             if self.accelerator.num_processes > 1:
                 reduce = lambda grad: self.accelerator.reduce(grad, reduction="mean")  # noqa: E731
             for _ in range(self.args.adversarial_steps):
-                adversary.step(plain, inputs, reduce)
+                adversary.step(plain, inputs, reduce, position=self._adversary_position)
         labels = inputs["labels"]
         vectors = adversary.vectors.detach().to(labels.device)
-        outputs = model(**adversary.model_inputs(model, inputs, vectors, pad_clean=True))
+        triggered = adversary.model_inputs(model, inputs, vectors, pad_clean=True, position=self._adversary_position)
+        outputs = model(**triggered)
         losses = torch.nn.functional.cross_entropy(
             outputs.logits.float(), torch.cat([labels, labels]), reduction="none"
         )

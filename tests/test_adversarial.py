@@ -64,3 +64,16 @@ def test_a_batch_without_rows_of_other_classes_takes_no_step(tokenizer, batch):
     assert torch.equal(trigger.vectors.detach(), start)
     with pytest.raises(ValueError, match="at least one vector"):
         SoftTrigger(model, target=1, length=0)
+
+
+def test_random_positions_stay_inside_every_row(tokenizer, batch):
+    model = tiny_bert(tokenizer).eval()
+    trigger = SoftTrigger(model, target=1, length=2, init_ids=[5, 6])
+    shortest = int(batch["attention_mask"].sum(dim=1).min())
+    generator = torch.Generator().manual_seed(0)
+    positions = {trigger.random_position(batch, generator) for _ in range(200)}
+    assert min(positions) >= 1 and max(positions) <= shortest - 1 and len(positions) > 1
+    inputs = trigger.model_inputs(model, batch, trigger.vectors.detach(), position=3)
+    table = model.get_input_embeddings().weight
+    assert torch.equal(inputs["inputs_embeds"][:, 3:5], table[[5, 6]].expand(16, -1, -1))
+    assert torch.equal(inputs["inputs_embeds"][:, 5:], table[batch["input_ids"][:, 3:]])
