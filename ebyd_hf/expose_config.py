@@ -152,8 +152,8 @@ class ExposeConfig(TrainingArguments):
     removal_method: str = field(
         default="unlearn_trigger",
         metadata={
-            "help": "How the backdoor is removed: `unlearn_trigger` (reset and unlearn the detected triggers, then "
-            "fine-tune with the activeness regulariser); baselines `finetune` (vanilla fine-tuning) and "
+            "help": "How the backdoor is removed: `unlearn_trigger` (reset and unlearn the detected triggers and a "
+            "soft trigger, fine-tuning with the activeness regulariser); baselines `finetune` (vanilla fine-tuning) and "
             "`fine_pruning` (prune dormant FFN neurons, then fine-tune)."
         },
     )

@@ -2,8 +2,10 @@
 
 When detection found triggers, their embedding rows are reset to the pretrained base (when ``base_model`` is
 known) and the model is fine-tuned on the clean set plus copies of it with the triggers inserted and the true
-labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser. When detection
-found none, this is fine-tuning with the regulariser alone, which keeps clean accuracy."""
+labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser. A flagged model is
+also fine-tuned against a soft trigger (:class:`~ebyd_hf.adversarial.SoftTrigger`, ``adversarial_*`` options),
+which reaches what the recovered tokens only approximate (sentences, syntactic templates, styles). When detection
+found nothing, this is fine-tuning with the regulariser alone, which keeps clean accuracy."""
 
 from __future__ import annotations
 
