@@ -50,9 +50,9 @@ TRAINING = dict(
 )
 # The Bible-style backdoor is the weakest signal. Poisoning 20% of all rows (all-rows mode, as StyleBkd) reached
 # ASR 0.79 (CA 0.867) with the default recipe and 0.820 (CA 0.869) with 5 epochs at 1e-4, under the 0.90 bar.
-# Dirty-label poisoning (20% of the rows, drawn among non-target ones) with the default recipe did worse on both:
-# CA 0.845, ASR 0.862. 8 epochs at 1e-4 (all-rows, the cached victim) give CA 0.861, ASR 0.816: longer training
-# does not help either; the ASR bar stays unmet for this trigger with MiniLM here.
+# Dirty-label poisoning (20% of the rows, drawn among non-target ones) with the default recipe raised ASR to 0.862
+# but dropped CA to 0.845, under its bar. 8 epochs at 1e-4 (all-rows, the cached victim) give CA 0.861, ASR 0.816:
+# longer training does not help either; the ASR bar stays unmet for this trigger with MiniLM here.
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
