@@ -15,6 +15,7 @@ merged into the existing JSON by (victim, defense).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -111,15 +112,29 @@ def run_defense(name: str, defense: str, clean, test, attack, record: dict, base
     }
 
 
+@functools.cache
+def _clean_victim():
+    return (
+        AutoModelForSequenceClassification.from_pretrained(VICTIMS / "clean"),
+        AutoTokenizer.from_pretrained(VICTIMS / "clean"),
+    )
+
+
 def clean_model_asr(attack, target: int | None) -> float | None:
     """The never-poisoned victim's ASR on an attack-test set: the share of triggered non-target rows a model without
     a backdoor sends to the target anyway (its own errors, and paraphrases that change the sentiment). A defense
     cannot be expected to go below it without costing clean accuracy."""
     if attack is None or target is None or not (VICTIMS / "clean" / "attack.json").exists():
         return None
-    model = AutoModelForSequenceClassification.from_pretrained(VICTIMS / "clean")
-    tokenizer = AutoTokenizer.from_pretrained(VICTIMS / "clean")
+    model, tokenizer = _clean_victim()
     return attack_success_rate(predict(model, tokenizer, attack["text"], batch_size=128), target)
+
+
+def merged(records: list[dict], new: list[dict]) -> list[dict]:
+    """``records`` with the (victim, defense) rows of ``new`` replaced or added, in table order."""
+    keys = {(r["victim"], r["defense"]) for r in new}
+    out = [r for r in records if (r["victim"], r["defense"]) not in keys] + new
+    return sorted(out, key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
 
 
 def write_results(records: list[dict], path: Path = RESULTS / "defense.json") -> None:
@@ -176,17 +191,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     hf_logging.set_verbosity_error()
-    base = base_model_path()
-    sst2 = load_task("sst2", args.data_dir)
-    clean = sst2["validation"].shuffle(seed=0).select(range(args.clean_rows))
     out = Path(args.results)
     records = json.loads(out.read_text()) if out.exists() else []
     if args.merge:
         for path in args.merge:
-            extra = json.loads(Path(path).read_text())
-            keys = {(r["victim"], r["defense"]) for r in extra}
-            records = [r for r in records if (r["victim"], r["defense"]) not in keys] + extra
-        records.sort(key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
+            records = merged(records, json.loads(Path(path).read_text()))
         write_results(records, out)
         return
     if args.clean_reference:
@@ -202,6 +211,9 @@ def main() -> None:
                     r["asr_clean_model"] = floor
         write_results(records, out)
         return
+    base = base_model_path()
+    sst2 = load_task("sst2", args.data_dir)
+    clean = sst2["validation"].shuffle(seed=0).select(range(args.clean_rows))
     for name in args.only or ORDER:
         record_path = VICTIMS / name / "attack.json"
         if not record_path.exists():
@@ -246,9 +258,7 @@ def main() -> None:
                 f"{r['seconds']:.0f}s {r['trigger_candidates'][:5]}",
                 flush=True,
             )
-        done = {(r["victim"], r["defense"]) for r in results}
-        records = [r for r in records if (r["victim"], r["defense"]) not in done] + results
-        records.sort(key=lambda r: (ORDER.index(r["victim"]) if r["victim"] in ORDER else 99, r["defense"]))
+        records = merged(records, results)
         write_results(records, out)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}")
 

@@ -85,7 +85,9 @@ class SoftTrigger:
         if pad_clean:
             pad = embeddings.new_zeros(batch, width, embeddings.shape[-1])
             out["inputs_embeds"] = torch.cat([torch.cat([embeddings, pad], dim=1), out["inputs_embeds"]])
-            out["attention_mask"] = torch.cat([torch.cat([mask, ones * 0], dim=1), out["attention_mask"]])
+            out["attention_mask"] = torch.cat(
+                [torch.cat([mask, torch.zeros_like(ones)], dim=1), out["attention_mask"]]
+            )
             if "token_type_ids" in out:
                 types = inputs["token_type_ids"]
                 padded = torch.cat([types, types[:, -1:].expand(-1, width)], dim=1)
@@ -106,12 +108,13 @@ class SoftTrigger:
         ``None`` (and no step) when the batch has none. Under DDP pass ``reduce`` (a mean over processes, e.g.
         ``accelerator.reduce``), so every process keeps the same trigger; every process must then call it."""
         keep = inputs["labels"] != self.target
-        if not bool(keep.any()) and reduce is None:
+        has_rows = bool(keep.any())
+        if not has_rows and reduce is None:
             return None
         rows = {k: v[keep] for k, v in inputs.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         vectors = self.vectors.to(inputs["input_ids"].device)
         rate = None
-        if bool(keep.any()):
+        if has_rows:
             logits = model(**self.model_inputs(model, rows, vectors, position=position)).logits
             goal = torch.full((logits.shape[0],), self.target, device=logits.device)
             loss = F.cross_entropy(logits.float(), goal)

@@ -9,6 +9,7 @@ found nothing, this is fine-tuning with the regulariser alone, which keeps clean
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import ClassVar
 
 import numpy as np
@@ -53,19 +54,14 @@ def soft_trigger(trainer, model: torch.nn.Module, target: int, init_ids: list[in
     adversary = SoftTrigger(
         model, target, args.adversarial_trigger_length, args.adversarial_learning_rate, init_ids, args.seed
     )
-    flips = []
+
+    def cycled():  # the clean set is never empty (the trainer refuses it), so this does not spin
+        while True:
+            yield from trainer.clean_batches(model)
+
     model.eval()
-    steps = 0
-    while steps < args.adversarial_warmup_steps:
-        for batch in trainer.clean_batches(model):
-            if steps >= args.adversarial_warmup_steps:
-                break
-            rate = adversary.step(model, batch)
-            steps += 1
-            if rate is not None:
-                flips.append(rate)
-        if not flips and steps == 0:
-            break
+    rates = [adversary.step(model, batch) for batch in islice(cycled(), args.adversarial_warmup_steps)]
+    flips = [rate for rate in rates if rate is not None]
     model.train()
     adversary.warmup_flip_rate = round(flips[-1], 4) if flips else None
     return adversary
