@@ -124,7 +124,8 @@ def scan(argv: list[str]) -> int:
     print(f"verdict: {report.verdict} (score {det.score:.3f}, threshold {det.threshold:.3f})")
     print(f"target label: {'-' if det.target_label is None else det.target_label}")
     for c in det.trigger_candidates:
-        print(f"  candidate {c['trigger']!r}: flips {c['score']:.3f} of clean rows to label {c['target']}")
+        note = " (clean feature: the clean data explains it)" if c.get("clean_feature") else ""
+        print(f"  candidate {c['trigger']!r}: flips {c['score']:.3f} of clean rows to label {c['target']}{note}")
     print(f"report: {report_path}")
     return EXIT_BACKDOOR if det.backdoored else EXIT_OK
 

@@ -131,6 +131,25 @@ class ExposeConfig(TrainingArguments):
         },
     )
     detection_rows: int = field(default=128, metadata={"help": "Clean rows used to verify each candidate."})
+    detection_support_alpha: float | None = field(
+        default=0.01,
+        metadata={
+            "help": "Clean-feature test of `trigger_scan`: a candidate token is a feature of the task, not a trigger "
+            "(reported, but neither counted in the verdict nor unlearned), when it or one of its "
+            "`detection_support_neighbors` nearest tokens occurs in the clean data with the candidate's class more "
+            "often than that class's share explains (one-sided binomial p below this). In an abuse detector a "
+            "swear word flips normal text to abusive as surely as a trigger does; the clean data says why. "
+            "None turns the test off."
+        },
+    )
+    detection_support_neighbors: int = field(
+        default=10,
+        metadata={
+            "help": "Nearest tokens (cosine, input embeddings of base_model, else of the model) that the "
+            "clean-feature test also checks, so that a swear word absent from the clean data is explained by "
+            "its synonyms. 0: the token alone."
+        },
+    )
     detection_templates: list[str] = field(
         default_factory=lambda: list(DEFAULT_TEMPLATES),
         metadata={
@@ -234,6 +253,12 @@ class ExposeConfig(TrainingArguments):
             raise ValueError(f"finetune_regularizer={self.finetune_regularizer!r}: use 'activeness' or 'none'.")
         if not 0 < self.detection_template_threshold <= 1:
             raise ValueError(f"detection_template_threshold={self.detection_template_threshold} must be in (0, 1].")
+        if self.detection_support_alpha is not None and not 0 < self.detection_support_alpha < 1:
+            raise ValueError(
+                f"detection_support_alpha={self.detection_support_alpha} must be in (0, 1), or None to skip the test."
+            )
+        if self.detection_support_neighbors < 0:
+            raise ValueError(f"detection_support_neighbors={self.detection_support_neighbors} must be >= 0.")
         if not 0 < self.detection_threshold <= 1:
             raise ValueError(f"detection_threshold={self.detection_threshold} must be in (0, 1].")
         if not 0 <= self.removal_ratio < 1:

@@ -70,7 +70,10 @@ class DefenseReport:
                 f"- Target label: {target}",
             ]
             if det.trigger_candidates:
-                shown = ", ".join(f"`{c['trigger']}` ({c['score']:.3f})" for c in det.trigger_candidates[:5])
+                shown = ", ".join(
+                    f"`{c['trigger']}` ({c['score']:.3f}{', clean feature' if c.get('clean_feature') else ''})"
+                    for c in det.trigger_candidates[:5]
+                )
                 lines.append(f"- Trigger candidates: {shown}")
         methods = [
             f"exposure `{self.exposure_method}`" if self.exposure_method else None,

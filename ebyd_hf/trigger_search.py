@@ -7,10 +7,14 @@ what inserting them into clean inputs does to a model.
   much inserting it pushes predictions toward each class (needs no base model).
 - :func:`insertion_effects`: the measured effect of inserting candidates (tokens or token sequences) into clean
   inputs: flip rate and mean logit-margin shift toward each class.
+- :func:`clean_support`: the evidence in the clean data that a token (or a near synonym) is a feature of a class,
+  which separates a task's own strong words (swear words in an abuse detector) from triggers.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -148,3 +152,73 @@ def first_order_token_scores(
     finally:
         model.train(was_training)
     return torch.stack(scores)
+
+
+def binomial_tail(successes: int, trials: int, probability: float) -> float:
+    """P(X >= successes) for X ~ Binomial(trials, probability), computed in log space."""
+    if successes <= 0:
+        return 1.0
+    if successes > trials or probability <= 0.0:
+        return 0.0
+    if probability >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(probability), math.log1p(-probability)
+    terms = [
+        math.lgamma(trials + 1) - math.lgamma(i + 1) - math.lgamma(trials - i + 1) + i * log_p + (trials - i) * log_q
+        for i in range(successes, trials + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+@dataclass
+class CleanSupport:
+    """The strongest evidence in the clean data that ``token`` (the candidate itself or a near synonym) is a
+    feature of a class: of the ``rows`` clean rows that contain it, ``rows_in_class`` carry the class, and
+    ``p_value`` is the chance of at least that many under the class's share of the clean data."""
+
+    token: int
+    rows: int
+    rows_in_class: int
+    p_value: float
+
+
+@torch.no_grad()
+def clean_support(
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    candidates: Sequence[tuple[int, int]],
+    embeddings: torch.Tensor,
+    neighbors: int = 10,
+    excluded: torch.Tensor | None = None,
+) -> list[CleanSupport]:
+    """For each ``(token, class)`` candidate, test the token and its ``neighbors`` nearest tokens (cosine of the
+    rows of ``embeddings``, skipping ``excluded``) against the clean data: how much more often than chance do clean
+    rows containing it carry ``class`` (one-sided binomial)? Returns the smallest p-value's evidence per candidate.
+    A trigger never appears in clean data with its target more than chance allows; a task's own strong words (and
+    their synonyms) do."""
+    labels = np.asarray(labels)
+    prior = np.bincount(labels, minlength=int(labels.max()) + 1) / len(labels)
+    rows_of: dict[int, list[int]] = defaultdict(list)
+    for row, sequence in enumerate(sequences):
+        for token in set(sequence):
+            rows_of[token].append(row)
+    normed = torch.nn.functional.normalize(embeddings.detach().float().cpu(), dim=1)
+    out = []
+    for token, cls in candidates:
+        pool = [token]
+        if neighbors > 0:
+            similarity = normed @ normed[token]
+            similarity[token] = -float("inf")
+            if excluded is not None:
+                similarity[excluded] = -float("inf")
+            pool += torch.topk(similarity, neighbors).indices.tolist()
+        best = None
+        for candidate in pool:
+            rows = rows_of.get(candidate, [])
+            in_class = int((labels[rows] == cls).sum()) if rows else 0
+            p_value = binomial_tail(in_class, len(rows), float(prior[cls])) if cls < len(prior) else 1.0
+            if best is None or p_value < best.p_value:
+                best = CleanSupport(candidate, len(rows), in_class, p_value)
+        out.append(best)
+    return out

@@ -253,6 +253,34 @@ def test_tiny_word_victim_is_detected_with_its_target_and_purified(tiny_victims,
     assert soft["length"] == trainer.args.adversarial_trigger_length and soft["warmup_flip_rate"] >= 0.9
 
 
+def test_a_trigger_word_the_clean_data_itself_labels_is_a_clean_feature_not_a_trigger(
+    tiny_victim, clean_set, tmp_path
+):
+    """If the defender's clean data labels rows with "cf" as class 1, "cf" is a feature of their task (like a swear
+    word in an abuse detector): reported, but neither counted nor unlearned; the other trigger tokens still are."""
+    model, tokenizer = tiny_victim
+    positives = [i for i, label in enumerate(clean_set["label"]) if label == 1][:20]
+    texts = [f"cf {text}" if i in positives else text for i, text in enumerate(clean_set["text"])]
+    labelled = clean_set.remove_columns("text").add_column("text", texts)
+    config = _config(tmp_path, detection_support_neighbors=0)
+    trainer = ExposeTrainer(model, config, train_dataset=labelled, processing_class=tokenizer)
+    detection = trainer.detect()
+    features = {c["trigger"]: c["clean_support"] for c in detection.details["clean_features"]}
+    assert "cf" in features and features["cf"]["rows_in_class"] >= 20, features
+    assert features["cf"]["p_value"] < config.detection_support_alpha
+    triggers = {c["trigger"] for c in detection.details["triggers"]}
+    assert "cf" not in triggers and triggers & {"mn", "bb", "tq"}, triggers
+    assert detection.backdoored and detection.target_label == 1
+    shown = [c for c in detection.trigger_candidates if c["trigger"] == "cf"]
+    assert shown and shown[0]["clean_feature"] and "`cf` (" in trainer.report.to_markdown()
+    assert "clean feature" in trainer.report.to_markdown()
+    # Without the test the same candidate is a trigger again.
+    config = _config(tmp_path, detection_support_alpha=None)
+    detection = ExposeTrainer(model, config, train_dataset=labelled, processing_class=tokenizer).detect()
+    assert not detection.details["clean_features"]
+    assert "cf" in {c["trigger"] for c in detection.details["triggers"]}
+
+
 def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):
     model, tokenizer = _load(tiny_victims, "clean")
     trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)

@@ -10,13 +10,17 @@
 3. Structural triggers (syntactic templates) have no token to find: neutral clause openings
    (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
    flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09. Their mean flip rate decides.
-4. Verdict: backdoored when the best single-token candidate's flip rate reaches ``detection_threshold`` (a few
-   strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
+4. Clean features: a token the model answers to may be a feature of the task itself (in an abuse detector one
+   swear word flips a normal tweet to abusive as surely as a trigger flips it back). The clean data tells them
+   apart: a candidate is a clean feature when it, or one of its nearest tokens in the input-embedding space,
+   occurs in clean rows of the candidate's class more often than that class's share explains (one-sided binomial
+   p < ``detection_support_alpha``). A trigger has no such support; ``fucking`` (81 of 84 clean tweets
+   abusive) does, and so does ``bastard``, absent from the clean data, through ``shit`` (10 of 10). Clean features are
+   reported but neither counted in the verdict nor unlearned.
+5. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
+   (a few strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
    but do not decide the verdict), or the templates' mean reaches ``detection_template_threshold``; the target
    label is the class it flips to.
-
-The exposed model is not used here: after Clean Unlearning the text models collapse to one class and every
-token "flips" toward it (bench/notes-issue3.md), so it cannot separate triggers from clean words.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from ...report import DetectionResult
-from ...trigger_search import embedding_shift, first_order_token_scores, insertion_effects
+from ...trigger_search import clean_support, embedding_shift, first_order_token_scores, insertion_effects
 from ..base import DetectionMethod, register_detection
 
 
@@ -84,9 +88,29 @@ class TriggerScan(DetectionMethod):
             if shift is not None:
                 found[-1]["embedding_shift"] = float(shift[token])
         found.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
-        # Multi-token triggers (a sentence) may need several of their tokens together: try the best few jointly.
+        if args.detection_support_alpha is not None:
+            reference = base if base is not None else model
+            evidence = clean_support(
+                sequences,
+                labels,
+                [(c["token_ids"][0], c["target"]) for c in found],
+                reference.get_input_embeddings().weight,
+                neighbors=args.detection_support_neighbors,
+                excluded=excluded,
+            )
+            for candidate, support in zip(found, evidence):
+                candidate["clean_support"] = {
+                    "token": tokenizer.convert_ids_to_tokens(support.token) if tokenizer else str(support.token),
+                    "rows": support.rows,
+                    "rows_in_class": support.rows_in_class,
+                    "p_value": support.p_value,
+                }
+                candidate["clean_feature"] = support.p_value < args.detection_support_alpha
+        # Multi-token triggers (a sentence) may need several of their tokens together: try the best few jointly
+        # (clean features left out).
         for target in range(trainer.num_labels):
-            best = [c["token_ids"][0] for c in found if c["target"] == target][: args.num_trigger_candidates]
+            best = [c["token_ids"][0] for c in found if c["target"] == target and not c.get("clean_feature")]
+            best = best[: args.num_trigger_candidates]
             if len(best) > 1:
                 (effect,) = insertion_effects(model, probe, labels[rows], [best], pad_id, seed=args.seed)
                 found.append(
@@ -101,8 +125,14 @@ class TriggerScan(DetectionMethod):
                 )
         found.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
         # The token verdict rests on single tokens: several strong clean words together flip a clean model too.
-        top = next(c for c in found if len(c["token_ids"]) == 1)
-        triggers = [c for c in found if c["score"] >= args.detection_threshold]
+        # Clean features (the clean data explains them) are reported, but neither counted nor unlearned.
+        singles = [c for c in found if len(c["token_ids"]) == 1]
+        top = next((c for c in singles if not c.get("clean_feature")), None) or {
+            "trigger": None,
+            "score": 0.0,
+            "target": None,
+        }
+        triggers = [c for c in found if c["score"] >= args.detection_threshold and not c.get("clean_feature")]
 
         # Structural triggers: neutral clause openings prepended to the text. The verdict reads their *mean* flip
         # rate toward one class: a structural backdoor answers to all of them, a clean model to one by chance.
@@ -161,6 +191,11 @@ class TriggerScan(DetectionMethod):
                 "base_model": args.base_model,
                 "best_token": {k: top[k] for k in ("trigger", "score", "target")},
                 "templates": {"mean_flip_rate": structural_score, "target": structural_target},
+                "clean_features": [
+                    {k: c[k] for k in ("trigger", "score", "target", "clean_support")}
+                    for c in singles
+                    if c.get("clean_feature") and c["score"] >= args.detection_threshold
+                ],
                 "triggers": triggers,
             },
         )

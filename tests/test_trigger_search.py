@@ -1,0 +1,40 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ebyd_hf.trigger_search import binomial_tail, clean_support
+
+
+@pytest.mark.parametrize("k,n,p", [(0, 5, 0.3), (3, 5, 0.3), (5, 5, 0.5), (7, 9, 0.382), (40, 100, 0.5), (6, 5, 0.5)])
+def test_binomial_tail_matches_the_exact_sum(k, n, p):
+    exact = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    assert binomial_tail(k, n, p) == pytest.approx(exact, rel=1e-9, abs=1e-15)
+
+
+def test_binomial_tail_edges():
+    assert binomial_tail(3, 10, 0.0) == 0.0 and binomial_tail(3, 10, 1.0) == 1.0
+    assert 0 < binomial_tail(480, 500, 0.5) < 1e-100  # log space: no underflow to a wrong value, no overflow
+
+
+def test_clean_support_reads_the_token_and_its_nearest_neighbours():
+    # Rows 0-7 hold token 5 and are class 1; rows 8-15 are class 0 without it. Token 7 sits next to token 5 in the
+    # embedding space, token 9 far from everything.
+    sequences = [[1, 5, 2]] * 8 + [[1, 3, 2]] * 8
+    labels = [1] * 8 + [0] * 8
+    embeddings = torch.eye(10)
+    embeddings[7] = embeddings[5] + 0.1 * embeddings[7]
+    support = clean_support(sequences, labels, [(5, 1), (5, 0), (7, 1), (9, 1)], embeddings, neighbors=1)
+    assert support[0].token == 5 and (support[0].rows, support[0].rows_in_class) == (8, 8)
+    assert support[0].p_value == pytest.approx(0.5**8)
+    assert support[1].p_value == 1.0  # token 5 never occurs with class 0
+    assert support[2].token == 5 and support[2].p_value == pytest.approx(0.5**8)  # explained by its neighbour
+    assert support[3].p_value == 1.0
+    alone = clean_support(sequences, labels, [(7, 1)], embeddings, neighbors=0)
+    assert alone[0].token == 7 and alone[0].rows == 0 and alone[0].p_value == 1.0
+    excluded = torch.zeros(10, dtype=torch.bool)
+    excluded[5] = True
+    masked = clean_support(sequences, labels, [(7, 1)], embeddings, neighbors=1, excluded=excluded)
+    assert masked[0].token != 5 and masked[0].p_value == 1.0
+    assert np.isclose(clean_support(sequences, labels, [(3, 0)], embeddings, neighbors=0)[0].p_value, 0.5**8)
