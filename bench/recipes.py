@@ -42,6 +42,12 @@ RUNS: dict[str, list[str]] = {
     "--model_name_or_path bench/.cache/recipes/twitter-clean-victim".split(),
 }
 
+# How a committed record departs from its command, if it does.
+NOTES: dict[str, str] = {
+    "twitter-word-t0": "victim from this command (session 3); the defense re-run on it in defend mode "
+    "(--model_name_or_path <output_dir>/_victim --trigger word --target_label 0) with the session-4 detection",
+}
+
 
 def train_clean_victim(task: str, folder: Path) -> None:
     """A never-poisoned MiniLM victim with the recipes' benchmark settings (3 epochs, lr 5e-5, length 64)."""
@@ -100,6 +106,7 @@ def record(name: str) -> dict | None:
         "victim_seconds": attack.get("seconds"),
         "wall_seconds": float(wall.read_text()) if wall.exists() else None,
         "command": " ".join(RUNS[name]) + f" --output_dir bench/.cache/recipes/{name}",
+        "note": NOTES.get(name),
     }
 
 
