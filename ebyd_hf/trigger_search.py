@@ -203,18 +203,19 @@ def clean_support(
     for row, sequence in enumerate(sequences):
         for token in set(sequence):
             rows_of[token].append(row)
-    normed = torch.nn.functional.normalize(embeddings.detach().float().cpu(), dim=1)
+    tokens = [token for token, _ in candidates]
+    nearest: list[list[int]] = [[] for _ in tokens]
+    if neighbors > 0 and tokens:  # one similarity matrix for all candidates: (candidates, vocabulary)
+        normed = torch.nn.functional.normalize(embeddings.detach().float().cpu(), dim=1)
+        similarity = normed[tokens] @ normed.T
+        similarity[torch.arange(len(tokens)), tokens] = -float("inf")
+        if excluded is not None:
+            similarity[:, excluded] = -float("inf")
+        nearest = torch.topk(similarity, neighbors, dim=1).indices.tolist()
     out = []
-    for token, cls in candidates:
-        pool = [token]
-        if neighbors > 0:
-            similarity = normed @ normed[token]
-            similarity[token] = -float("inf")
-            if excluded is not None:
-                similarity[excluded] = -float("inf")
-            pool += torch.topk(similarity, neighbors).indices.tolist()
+    for (token, cls), near in zip(candidates, nearest):
         best = None
-        for candidate in pool:
+        for candidate in [token, *near]:
             rows = rows_of.get(candidate, [])
             in_class = int((labels[rows] == cls).sum()) if rows else 0
             p_value = binomial_tail(in_class, len(rows), float(prior[cls])) if cls < len(prior) else 1.0
