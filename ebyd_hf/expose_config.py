@@ -131,6 +131,15 @@ class ExposeConfig(TrainingArguments):
         },
     )
     detection_rows: int = field(default=128, metadata={"help": "Clean rows used to verify each candidate."})
+    detection_max_length: int | None = field(
+        default=64,
+        metadata={
+            "help": "Clean rows longer than this many tokens are cut to a window of it (at a random offset, special "
+            "tokens kept) before candidates are inserted to verify them: one trigger token weighs less in a 250-token "
+            "review than in a sentence (an IMDB sentence-trigger victim was missed at full length, `3d` flipping "
+            "0.77 of the reviews), and short rows are also faster. None: full rows."
+        },
+    )
     detection_support_alpha: float | None = field(
         default=0.01,
         metadata={
@@ -256,6 +265,11 @@ class ExposeConfig(TrainingArguments):
         if self.detection_support_alpha is not None and not 0 < self.detection_support_alpha < 1:
             raise ValueError(
                 f"detection_support_alpha={self.detection_support_alpha} must be in (0, 1), or None to skip the test."
+            )
+        if self.detection_max_length is not None and self.detection_max_length < 8:
+            raise ValueError(
+                f"detection_max_length={self.detection_max_length} leaves too little text to insert triggers "
+                "into: use at least 8 tokens, or None for full rows."
             )
         if self.detection_support_neighbors < 0:
             raise ValueError(f"detection_support_neighbors={self.detection_support_neighbors} must be >= 0.")

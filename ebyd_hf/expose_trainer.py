@@ -37,12 +37,15 @@ from transformers import (
     TrainerCallback,
 )
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType, TrainOutput
+from transformers.utils import logging
 
 from .callbacks import ExposureStopCallback, ExposureTraceCallback
 from .evaluation import measure_backdoor
 from .expose_config import ExposeConfig
 from .methods import DETECTION_METHODS, EXPOSURE_METHODS, REMOVAL_METHODS, get_method
 from .report import DefenseReport, DetectionResult
+
+logger = logging.get_logger(__name__)
 
 TOKENIZED_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "label", "labels")
 
@@ -222,12 +225,35 @@ class ExposeTrainer(Trainer):
                 raise ValueError(f"{what} needs a 'text' column (or 'input_ids').")
             if tokenizer is None:
                 raise ValueError(f"Pass processing_class=<tokenizer> to tokenize {what}.")
+            length = self._text_length(args, what)
             dataset = dataset.map(
-                lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
+                lambda b: tokenizer(b["text"], truncation=True, max_length=length),
                 batched=True,
                 desc=f"Tokenizing {what}",
             )
         return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
+
+    def _text_length(self, args: ExposeConfig, what: str) -> int:
+        """Truncation length of text rows: ``max_length``, less the room detection and unlearning need to insert a
+        trigger (a phrase or template, and the soft trigger's vectors) when the model's positions would not hold
+        it (``max_length=512`` on a 512-position BERT)."""
+        positions = getattr(self.suspicious_model.config, "max_position_embeddings", None)
+        if not positions:
+            return args.max_length
+        room = max(16, args.num_trigger_candidates) + max(args.adversarial_trigger_length, 0)
+        limit = positions - 2 - room  # 2: RoBERTa-style position offsets
+        if args.max_length <= limit:
+            return args.max_length
+        if limit < 8:
+            raise ValueError(
+                f"The model has {positions} positions: too few to insert triggers into {what}. Lower "
+                "num_trigger_candidates or adversarial_trigger_length."
+            )
+        logger.warning(
+            f"max_length={args.max_length} leaves no room to insert triggers within the model's {positions} "
+            f"positions: {what} is truncated to {limit} tokens."
+        )
+        return limit
 
     def _probe_order(self, train_dataset: Dataset) -> Dataset:
         """The clean set as the stop rule and ``clean_batches`` read it: sorted by length, so batches pad little."""

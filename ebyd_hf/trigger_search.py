@@ -64,6 +64,22 @@ def insert_tokens(sequence: Sequence[int], tokens: Sequence[int], position: int)
     return list(sequence[:position]) + list(tokens) + list(sequence[position:])
 
 
+def crop_sequences(
+    sequences: Sequence[Sequence[int]], max_length: int | None, rng: np.random.Generator
+) -> list[list[int]]:
+    """Cut every sequence longer than ``max_length`` to a window of that length at a random offset, keeping its
+    first and last token (the special tokens a tokenizer adds); shorter ones are returned unchanged."""
+    out = []
+    for sequence in sequences:
+        sequence = list(sequence)
+        if max_length is not None and len(sequence) > max_length:
+            inner = max_length - 2
+            start = 1 + int(rng.integers(0, len(sequence) - 2 - inner + 1))
+            sequence = sequence[:1] + sequence[start : start + inner] + sequence[-1:]
+        out.append(sequence)
+    return out
+
+
 @dataclass
 class InsertionEffect:
     """What inserting a candidate into clean inputs did: per class c, the share of rows of another class (that

@@ -193,6 +193,22 @@ def test_bad_input_is_refused_before_anything_is_written(tiny_victim, clean_set,
     assert not (tmp_path / "defense").exists()
 
 
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("detection_threshold", 0.0, "must be in"),
+        ("detection_template_threshold", 1.5, "must be in"),
+        ("detection_support_alpha", 1.0, "or None to skip"),
+        ("detection_support_neighbors", -1, "must be >= 0"),
+        ("detection_max_length", 4, "at least 8 tokens, or None"),
+    ],
+)
+def test_detection_options_out_of_range_are_clear_errors(tmp_path, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        _config(tmp_path, **{option: value})
+    assert not (tmp_path / "defense").exists()
+
+
 def test_nan_during_ascent_is_a_clear_error(tiny_victim, clean_set, tmp_path):
     model, tokenizer = tiny_victim
     broken = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
@@ -279,6 +295,29 @@ def test_a_trigger_word_the_clean_data_itself_labels_is_a_clean_feature_not_a_tr
     detection = ExposeTrainer(model, config, train_dataset=labelled, processing_class=tokenizer).detect()
     assert not detection.details["clean_features"]
     assert "cf" in {c["trigger"] for c in detection.details["triggers"]}
+
+
+def test_long_rows_are_scanned_in_windows(tiny_victims, clean_set, tmp_path):
+    """Reviews, not sentences: clean rows of 100+ tokens (five same-label rows joined) are cut to
+    detection_max_length windows, special tokens kept, and the trigger is still found with its target. The tiny
+    model has 128 positions: max_length=128 would leave no room to insert a trigger, so rows are truncated
+    shorter, with a warning."""
+    model, tokenizer = _load(tiny_victims, "t1")
+    texts, labels = [], []
+    for label in (0, 1):
+        rows = [t for t, y in zip(clean_set["text"], clean_set["label"]) if y == label]
+        for i in range(0, len(rows) - 4, 5):
+            texts.append(" ".join(rows[i : i + 5]))
+            labels.append(label)
+    long_set = Dataset.from_dict({"text": texts, "label": labels}).cast(clean_set.features)
+    config = _config(tmp_path, max_length=128)
+    trainer = ExposeTrainer(model, config, train_dataset=long_set, processing_class=tokenizer)
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    assert max(lengths) == 128 - 2 - 16 - config.adversarial_trigger_length and np.mean(np.array(lengths) > 64) > 0.9
+    detection = trainer.detect()
+    assert detection.details["probe_max_length"] == 64
+    assert detection.backdoored and detection.target_label == 1, detection.trigger_candidates[:3]
+    assert {c["trigger"] for c in detection.details["triggers"]} & {"cf", "mn", "bb", "tq"}
 
 
 def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebyd_hf.trigger_search import binomial_tail, clean_support
+from ebyd_hf.trigger_search import binomial_tail, clean_support, crop_sequences
 
 
 @pytest.mark.parametrize("k,n,p", [(0, 5, 0.3), (3, 5, 0.3), (5, 5, 0.5), (7, 9, 0.382), (40, 100, 0.5), (6, 5, 0.5)])
@@ -38,3 +38,19 @@ def test_clean_support_reads_the_token_and_its_nearest_neighbours():
     masked = clean_support(sequences, labels, [(7, 1)], embeddings, neighbors=1, excluded=excluded)
     assert masked[0].token != 5 and masked[0].p_value == 1.0
     assert np.isclose(clean_support(sequences, labels, [(3, 0)], embeddings, neighbors=0)[0].p_value, 0.5**8)
+
+
+def test_crop_sequences_keeps_special_tokens_and_a_contiguous_window():
+    long = [101] + list(range(1000, 1100)) + [102]
+    short = [101, 7, 8, 102]
+    rng = np.random.default_rng(0)
+    cropped = crop_sequences([long, short, long], 10, rng)
+    assert cropped[1] == short
+    for window in (cropped[0], cropped[2]):
+        assert len(window) == 10 and window[0] == 101 and window[-1] == 102
+        inner = window[1:-1]
+        assert inner == list(range(inner[0], inner[0] + 8)) and 1000 <= inner[0] <= 1092
+    assert cropped[0] != cropped[2]  # a random offset per row
+    assert crop_sequences([long], None, rng) == [long]
+    again = crop_sequences([long, short, long], 10, np.random.default_rng(0))
+    assert again == cropped  # seeded

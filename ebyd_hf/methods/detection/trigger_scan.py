@@ -4,7 +4,7 @@
    (``base_model`` given; measured here: the four BadNets tokens rank 1-4 of 30,522 on a MiniLM victim), and
    the tokens a first-order (HotFlip) estimate says push hardest toward each class (no base needed).
 2. Verification: insert each candidate, and the best few jointly as a phrase, at random positions of clean
-   rows, and measure on the suspicious model the share of correctly classified rows of other classes that
+   rows (cut to ``detection_max_length`` tokens, so that a review weighs one token as a sentence does), and measure on the suspicious model the share of correctly classified rows of other classes that
    flip to each class. A backdoor trigger flips nearly all of them; clean sentiment words measured at most
    ~0.5 on the same victim.
 3. Structural triggers (syntactic templates) have no token to find: neutral clause openings
@@ -31,7 +31,13 @@ import numpy as np
 import torch
 
 from ...report import DetectionResult
-from ...trigger_search import clean_support, embedding_shift, first_order_token_scores, insertion_effects
+from ...trigger_search import (
+    clean_support,
+    crop_sequences,
+    embedding_shift,
+    first_order_token_scores,
+    insertion_effects,
+)
 from ..base import DetectionMethod, register_detection
 
 
@@ -69,7 +75,8 @@ class TriggerScan(DetectionMethod):
 
         rng = np.random.default_rng(args.seed)
         rows = rng.choice(len(sequences), size=min(args.detection_rows, len(sequences)), replace=False)
-        probe = [sequences[i] for i in rows]
+        # Long rows are cut to a window: one token weighs less in a review than in a sentence.
+        probe = crop_sequences([sequences[i] for i in rows], args.detection_max_length, rng)
         tokens = list(sources)
         effects = insertion_effects(model, probe, labels[rows], [[t] for t in tokens], pad_id, seed=args.seed)
         found = []
@@ -188,6 +195,7 @@ class TriggerScan(DetectionMethod):
             details={
                 "candidates_verified": len(found) + len(templates),
                 "probe_rows": len(rows),
+                "probe_max_length": args.detection_max_length,
                 "base_model": args.base_model,
                 "best_token": {k: top[k] for k in ("trigger", "score", "target")},
                 "templates": {"mean_flip_rate": structural_score, "target": structural_target},
