@@ -256,32 +256,34 @@ def write_markdown(records: list[dict], path: Path) -> None:
 NOTES = """
 Notes
 
-- `score` is the `collapse_target` score: the share of clean held-out images of other classes that the exposed
-  model predicts as its most-predicted class (chance 0.1). `finetune` rows run the same detection. The default
-  `detection_threshold` 0.8 was set from these scores (backdoored 0.908 / 0.973, clean 0.616, an earlier ViT
-  victim whose backdoor did not take 0.578): with the 0.6 first used, the clean control was a false positive and `rnp` pruned it
-  to CA 0.755. The clean-control rows were re-run with 0.8, where `rnp` prunes nothing once detection says clean;
-  the BadNets/Blended rows (scores >= 0.9, the same verdict under either threshold) were not re-run.
+- `score` is the `collapse_target` score: the share of clean held-out images of other classes that the exposed model
+  predicts as its most-predicted class (chance 0.1). `finetune` rows run the same detection. The default
+  `detection_threshold` 0.8 was set from these scores (backdoored 0.908 / 0.973, clean 0.616, an earlier ViT victim
+  whose backdoor did not take 0.578): with the 0.6 first used, the clean control was a false positive and `rnp`
+  pruned it to CA 0.755. The clean-control rows were re-run with 0.8, where `rnp` prunes nothing once detection says
+  clean; the BadNets/Blended rows (scores >= 0.9, the same verdict under either threshold) were not re-run.
 - The 500 defender images come from CIFAR-10's training split, which the *pretrained* ResNet-20 was trained on
   (before the victim fine-tuning), so its clean accuracy on them starts near 0.98; the victim never saw them.
 - The `rnp` mask settings (mask learning rate 0.1, threshold 0.3, 20 epochs, no fine-tuning) were chosen by
   measuring CA/ASR on the test split of the BadNets ResNet-20 victim (thresholds 0.2 / 0.3 / 0.5, mask learning
-  rates 0.04 / 0.1 / 0.2), so that row is tuned on its own test metrics; Blended and the clean control were not
-  used for tuning.
-- The ViT is trained from scratch on 4,160 images for 15 epochs on CPU; its clean accuracy is far from the
-  ResNet's and is reported as is. It trains without augmentation (`VICTIM_AUGMENT`): with the ResNet's random crop
-  and flip, which move the corner patch or crop it out, its backdoor did not take (CA 0.405, ASR 0.156); without,
-  ASR 0.999 at CA 0.388.
-- The ViT's backdoor is **not detected**: Clean Unlearning (Adam, lr 1e-4, 11 steps to clean accuracy 0.194)
-  sends the clean images mostly to class 8 (0.58 of those of other classes), not to the target 0, so `rnp` prunes
-  nothing and ASR stays 0.999. A slower exposure (lr 1e-5, 97 steps) ends the same way (class 8, 0.38; class 0
+  rates 0.04 / 0.1 / 0.2), so that row is tuned on its own test metrics; Blended and the clean control were not used
+  for tuning.
+- The ViT is trained from scratch on 4,160 images for 15 epochs on CPU; its clean accuracy is far from the ResNet's
+  and is reported as is. It trains without augmentation (`VICTIM_AUGMENT`): with the ResNet's random crop and flip,
+  which move the corner patch or crop it out, its backdoor did not take (CA 0.405, ASR 0.156); without, ASR 0.999 at
+  CA 0.388.
+- The ViT's backdoor is **not detected**: Clean Unlearning (Adam, lr 1e-4, 11 steps to clean accuracy 0.194) sends
+  the clean images mostly to class 8 (0.58 of those of other classes), not to the target 0, so `rnp` prunes nothing
+  and ASR stays 0.999. A slower exposure (lr 1e-5, 97 steps; `--models vit --triggers badnets --defenses rnp --set
+  exposure_learning_rate=1e-5 exposure_max_steps=600 --out /tmp/v.json`) ends the same way (class 8, 0.38; class 0
   0.35 of all predictions). On a model this weak (CA 0.39) unlearning erases the little clean signal there is
   without a backdoor class standing out.
 - Fine-tuning after pruning (one run each on the cached ResNet-20 victims: `python bench/vision.py --models resnet20
-  --triggers badnets blended --defenses rnp --set mask_finetune=True [learning_rate=0.001] --out /tmp/v.json`): Blended CA 0.901 -> 0.902, ASR 0.025 (lr 0.01,
-  10 epochs), 0.902 / 0.013 (lr 0.001) and 0.889 / 0.004 (lr 0.001, 3 epochs), i.e. within the BadNets bars; but BadNets comes back: ASR 0.180
-  (lr 0.01), 0.211 (lr 0.001), 0.153 (lr 0.001, 3 epochs) against 0.050 without fine-tuning. The default stays
-  without fine-tuning (as RNP); the Blended rows above are the default's.
+  --triggers badnets blended --defenses rnp --set mask_finetune=True [learning_rate=0.001] --out /tmp/v.json`):
+  Blended CA 0.901 -> 0.902, ASR 0.025 (lr 0.01, 10 epochs), 0.902 / 0.013 (lr 0.001) and 0.889 / 0.004 (lr 0.001, 3
+  epochs), i.e. within the BadNets bars; but BadNets comes back: ASR 0.180 (lr 0.01), 0.211 (lr 0.001), 0.153 (lr
+  0.001, 3 epochs) against 0.050 without fine-tuning. The default stays without fine-tuning (as RNP); the Blended
+  rows above are the default's.
 """
 
 
