@@ -22,11 +22,17 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForImageClassification, TrainingArguments, ViTConfig, ViTForImageClassification
+from transformers import (
+    AutoModelForImageClassification,
+    HfArgumentParser,
+    TrainingArguments,
+    ViTConfig,
+    ViTForImageClassification,
+)
 
 from ebyd_hf.vision import (
     CIFAR10_LABELS,
@@ -115,15 +121,16 @@ def victim(name: str, trigger: str | None, data, processor):
     return model, record
 
 
-def _value(text: str):
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def parse_overrides(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as typed VisionExposeConfig values, read by the config's own ``HfArgumentParser``
+    (an unknown key is an error)."""
+    pairs = [item.split("=", 1) for item in items]
+    unknown = sorted({key for key, _ in pairs} - {f.name for f in fields(VisionExposeConfig)})
+    if unknown:
+        raise SystemExit(f"--set: VisionExposeConfig has no field {', '.join(unknown)}.")
+    flags = [part for key, value in pairs for part in (f"--{key}", value)]
+    parsed = HfArgumentParser(VisionExposeConfig).parse_args(["--output_dir", "unused", *flags])
+    return {key: getattr(parsed, key) for key, _ in pairs}
 
 
 def defense_args(name: str, defense: str, is_vit: bool, overrides: dict | None = None) -> VisionExposeConfig:
@@ -157,6 +164,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    overrides = parse_overrides(args.set)
     CACHE.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.is_file() else []
@@ -186,7 +194,6 @@ def main() -> None:
                         clean_rows=len(data.clean),
                     )
                 else:
-                    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
                     config = defense_args(name, defense, not name.startswith("resnet"), overrides)
                     _, record = defend_image_model(model, data, config, processor, model_name=name)
                     row = asdict(record)

@@ -16,8 +16,8 @@
    apart: a candidate is a clean feature when it, or one of its nearest tokens in the input-embedding space,
    occurs in clean rows of the candidate's class more often than that class's share explains (one-sided binomial
    p < ``detection_support_alpha``). A trigger has no such support; ``fucking`` (81 of 84 clean tweets
-   abusive) does, and so does ``bastard``, absent from the clean data, through ``shit`` (10 of 10). Clean features are
-   reported but neither counted in the verdict nor unlearned.
+   abusive) does, and so does ``bastard``, absent from the clean data, through ``shit`` (10 of 10). Clean
+   features are reported but neither counted in the verdict nor unlearned.
 5. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
    (a few strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
    but do not decide the verdict), or the templates' mean reaches ``detection_template_threshold``; the target
