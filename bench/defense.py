@@ -165,7 +165,9 @@ def write_results(records: list[dict], path: Path = RESULTS / "defense.json") ->
 NOTES = """
 - `detect` rows: `trainer.detect()` alone with the defaults (verdict, target, candidates); `ebyd` rows:
   `trainer.train()` with the defaults (detect, then `unlearn_trigger`: the detected triggers inserted into copies of
-  the clean rows, a soft trigger learned against the model, activeness fine-tuning, lr 5e-5, 2 epochs);
+  the clean rows, a soft trigger learned against the model, activeness fine-tuning, lr 5e-5, 2 epochs; a model
+  called clean comes back unchanged: the clean row was re-run in session 6 for that; the word-t1 rows were re-run
+  then too, with the same CA and ASR to the digit and fewer other jobs on the cores, hence their shorter times);
   `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.
 - "ASR of the clean model": the never-poisoned victim's ASR on the same attack-test set, i.e. the share of triggered
   non-target rows a model without a backdoor sends to the target anyway (its own errors, and paraphrases that flip
@@ -185,7 +187,7 @@ def main() -> None:
     parser.add_argument(
         "--results", default=str(RESULTS / "defense.json"), help="JSON to merge into (run parallel jobs apart)"
     )
-    parser.add_argument("--merge", nargs="*", default=[], help="only merge these JSON files into --results")
+    parser.add_argument("--merge", nargs="+", default=[], help="only merge these JSON files into --results")
     parser.add_argument(
         "--clean-reference", action="store_true", help="only (re)compute the clean model's ASR of every record"
     )

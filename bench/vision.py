@@ -7,7 +7,8 @@ CA is measured on the 846 test images, ASR on their 763 non-target images with t
 
 Defenses per victim: ``none`` (the victim as is), ``finetune`` (plain fine-tuning on the 500 clean images) and
 ``rnp`` (the default: Clean Unlearning to CA <= 0.2, ``collapse_target`` detection, unit masks learned on the
-exposed model, pruning below 0.2 from the victim).
+exposed model, pruning the units below 0.3 from the victim, lowest mask first, until the exposed model with the
+same units pruned no longer pulls clean images to the detected target).
 
 Run from the repository root (CPU, about an hour with two cores):
 
@@ -202,12 +203,12 @@ def main() -> None:
                     row["removal"] = report.get("removal")
                     row["detection_details"] = (report.get("detection") or {}).get("details")
                 row["victim_training"] = {k: victim_record[k] for k in ("epochs", "learning_rate", "seconds")}
-                records = [
-                    r
-                    for r in records
-                    if (r["model"], r["trigger"], r["defense"]) != (row["model"], row["trigger"], row["defense"])
-                ]
-                records.append(row)
+                key = (row["model"], row["trigger"], row["defense"])
+                same = [i for i, r in enumerate(records) if (r["model"], r["trigger"], r["defense"]) == key]
+                if same:  # a re-run keeps its row's place in the table
+                    records[same[0]] = row
+                else:
+                    records.append(row)
                 print(json.dumps({k: row[k] for k in list(row)[:13]}), flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(records, indent=2) + "\n")
@@ -267,8 +268,8 @@ Notes
   predicts as its most-predicted class (chance 0.1). `finetune` rows run the same detection. The default
   `detection_threshold` 0.8 was set from these scores (backdoored 0.908 / 0.973, clean 0.616, an earlier ViT victim
   whose backdoor did not take 0.578): with the 0.6 first used, the clean control was a false positive and `rnp`
-  pruned it to CA 0.755. The clean-control rows were re-run with 0.8, where `rnp` prunes nothing once detection says
-  clean; the BadNets/Blended rows (scores >= 0.9, the same verdict under either threshold) were not re-run.
+  pruned it to CA 0.755. With 0.8 `rnp` prunes nothing once detection says clean; the `rnp` rows were re-run with the
+  current defaults (0.8 and `mask_stop_pull`, below), the `finetune` rows not (detection does not change them).
 - The 500 defender images come from CIFAR-10's training split, which the *pretrained* ResNet-20 was trained on
   (before the victim fine-tuning), so its clean accuracy on them starts near 0.98; the victim never saw them.
 - The `rnp` mask settings (mask learning rate 0.1, threshold 0.3, 20 epochs, no fine-tuning) were chosen by
@@ -285,12 +286,24 @@ Notes
   exposure_learning_rate=1e-5 exposure_max_steps=600 --out /tmp/v.json`) ends the same way (class 8, 0.38; class 0
   0.35 of all predictions). On a model this weak (CA 0.39) unlearning erases the little clean signal there is
   without a backdoor class standing out.
+- Pruning stops once the backdoor the exposed model showed is gone (`mask_stop_pull`, default 0.05): the units under
+  the mask threshold are pruned lowest mask first, and after each one the exposed model with the same units pruned is
+  run on the 500 defender images; pruning stops when it sends at most 0.05 of those of other classes to the
+  detected target (chance 0.1). Blended stops after 9 of its 15 units under the threshold (pull 0.908 -> 0.023): CA
+  0.901 -> 0.890, ASR 0.000, where pruning all 15 (RNP's rule, the previous default) cost 6.9 points (CA 0.832).
+  BadNets never gets there within its 23 units (pull 0.973 -> 0.077), so it prunes the same 23 as before (CA 0.843,
+  ASR 0.050); the clean control is not flagged and prunes nothing. The sweep behind it (CA, ASR and the exposed
+  model's pull after pruning the k lowest units, k = 0..30; `python bench/explore/rnp_sweep.py blended`):
+  Blended k = 4 / 8 / 9 / 15: CA 0.905 / 0.901 / 0.890 / 0.832, ASR 0.131 / 0.000 / 0.000 / 0.000, pull 0.441 /
+  0.070 / 0.023 / 0.005; BadNets k = 14 / 20 / 23 / 26: CA 0.864 / 0.853 / 0.843 / 0.837, ASR 0.296 / 0.098 / 0.050
+  / 0.037, pull 0.374 / 0.146 / 0.077 / 0.041. The bar 0.05 was read off these two sweeps (at 0.10 BadNets would
+  stop at k = 22, ASR 0.056).
 - Fine-tuning after pruning (one run each on the cached ResNet-20 victims: `python bench/vision.py --models resnet20
   --triggers badnets blended --defenses rnp --set mask_finetune=True [learning_rate=0.001] --out /tmp/v.json`):
   Blended CA 0.901 -> 0.902, ASR 0.025 (lr 0.01, 10 epochs), 0.902 / 0.013 (lr 0.001) and 0.889 / 0.004 (lr 0.001, 3
   epochs), i.e. within the BadNets bars; but BadNets comes back: ASR 0.180 (lr 0.01), 0.211 (lr 0.001), 0.153 (lr
-  0.001, 3 epochs) against 0.050 without fine-tuning. The default stays without fine-tuning (as RNP); the Blended
-  rows above are the default's.
+  0.001, 3 epochs) against 0.050 without fine-tuning. The default stays without fine-tuning (as RNP). (These runs
+  pruned every unit under the threshold, before `mask_stop_pull`.)
 """
 
 

@@ -40,6 +40,8 @@ class SoftTrigger:
         learning_rate: float = 0.05,
         init_ids: list[int] | None = None,
         seed: int = 0,
+        reference: torch.nn.Module | None = None,
+        reference_weight: float = 1.0,
     ):
         if length < 1:
             raise ValueError(f"A soft trigger needs at least one vector, got length={length}.")
@@ -52,6 +54,8 @@ class SoftTrigger:
         self.max_norm = float(table.float().norm(dim=-1).max())
         self.optimizer = torch.optim.Adam([self.vectors], lr=learning_rate)
         self.warmup_flip_rate: float | None = None
+        self.reference = reference
+        self.reference_weight = float(reference_weight)
 
     @property
     def length(self) -> int:
@@ -118,6 +122,10 @@ class SoftTrigger:
             logits = model(**self.model_inputs(model, rows, vectors, position=position)).logits
             goal = torch.full((logits.shape[0],), self.target, device=logits.device)
             loss = F.cross_entropy(logits.float(), goal)
+            if self.reference is not None:  # a backdoor-free model must keep the rows' true labels
+                ref_inputs = self.model_inputs(self.reference, rows, vectors, position=position)
+                ref_logits = self.reference(**ref_inputs).logits
+                loss = loss + self.reference_weight * F.cross_entropy(ref_logits.float(), inputs["labels"][keep])
             (grad,) = torch.autograd.grad(loss, vectors)
             rate = float((logits.argmax(-1) == self.target).float().mean())
         else:

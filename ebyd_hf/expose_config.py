@@ -192,6 +192,15 @@ class ExposeConfig(TrainingArguments):
         },
     )
 
+    finetune_when_clean: bool = field(
+        default=False,
+        metadata={
+            "help": "Let `unlearn_trigger` fine-tune a model that detection calls clean (with the regulariser alone). "
+            "Off: such a model comes back unchanged, since fine-tuning on the clean set removes no backdoor "
+            "(measured: ASR 0.75-1.00 after it on the SST-2 victims) and cost the clean IMDB model 1.2 CA points."
+        },
+    )
+
     adversarial_trigger_length: int = field(
         default=5,
         metadata={
@@ -226,6 +235,16 @@ class ExposeConfig(TrainingArguments):
     adversarial_weight: float = field(
         default=0.25,
         metadata={"help": "Share of the fine-tuning loss taken by the rows carrying the soft trigger."},
+    )
+    adversarial_reference: bool = field(
+        default=False,
+        metadata={
+            "help": "Learn the soft trigger against a reference too: `base_model` fine-tuned on the clean set (no "
+            "backdoor), which must keep the rows' true labels, so the trigger follows what only the suspicious "
+            "model responds to rather than clean sentiment. Needs `base_model`. Measured on the SST-2 sentence "
+            "victim (3 seeds): ASR 0.157-0.241 instead of 0.218-0.397, but CA 0.858-0.879 instead of 0.882-0.888, "
+            "and 2 minutes more; off by default."
+        },
     )
     adversarial_warmup_steps: int = field(
         default=20, metadata={"help": "Soft-trigger steps against the suspicious model before fine-tuning starts."}
@@ -270,6 +289,11 @@ class ExposeConfig(TrainingArguments):
             raise ValueError(
                 f"detection_max_length={self.detection_max_length} leaves too little text to insert triggers "
                 "into: use at least 8 tokens, or None for full rows."
+            )
+        if self.adversarial_reference and self.base_model is None:
+            raise ValueError(
+                "adversarial_reference=True trains its reference from base_model: give base_model (the pretrained "
+                "model the suspect was fine-tuned from), or leave adversarial_reference off."
             )
         if self.detection_support_neighbors < 0:
             raise ValueError(f"detection_support_neighbors={self.detection_support_neighbors} must be >= 0.")

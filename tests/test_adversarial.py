@@ -55,6 +55,24 @@ def test_steps_push_rows_to_the_target_within_the_norm_bound(tiny_victims, batch
     assert all(p.grad is None for p in model.parameters())  # the model gets no gradient
 
 
+def test_a_reference_that_must_keep_the_true_labels_holds_the_trigger_back(tiny_victims, batch):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_victims["clean"][0]).eval()
+    # the reference is the model itself: any direction that flips it is penalised twice as hard as it is rewarded
+    free = SoftTrigger(model, target=0, length=4, learning_rate=0.1, seed=0)
+    held = SoftTrigger(model, target=0, length=4, learning_rate=0.1, seed=0, reference=model, reference_weight=2.0)
+    rates = {}
+    for name, trigger in (("free", free), ("held", held)):
+        for _ in range(30):
+            trigger.step(model, batch)
+        with torch.no_grad():
+            logits = model(**trigger.model_inputs(model, batch, trigger.vectors.detach())).logits
+        rates[name] = logits.softmax(-1)[batch["labels"] != 0, 0].mean().item()
+    assert rates["held"] < rates["free"] - 0.2, rates
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_a_batch_without_rows_of_other_classes_takes_no_step(tokenizer, batch):
     model = tiny_bert(tokenizer)
     trigger = SoftTrigger(model, target=1, length=2)

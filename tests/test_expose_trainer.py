@@ -201,6 +201,7 @@ def test_bad_input_is_refused_before_anything_is_written(tiny_victim, clean_set,
         ("detection_support_alpha", 1.0, "or None to skip"),
         ("detection_support_neighbors", -1, "must be >= 0"),
         ("detection_max_length", 4, "at least 8 tokens, or None"),
+        ("adversarial_reference", True, "give base_model"),
     ],
 )
 def test_detection_options_out_of_range_are_clear_errors(tmp_path, option, value, message):
@@ -269,6 +270,30 @@ def test_tiny_word_victim_is_detected_with_its_target_and_purified(tiny_victims,
     assert soft["length"] == trainer.args.adversarial_trigger_length and soft["warmup_flip_rate"] >= 0.9
 
 
+def test_soft_trigger_with_a_reference_trained_from_the_base(tiny_victims, clean_set, tmp_path, monkeypatch):
+    from ebyd_hf.methods.removal import unlearn_trigger
+
+    model, tokenizer = _load(tiny_victims, "t1")
+    before = _state(model)
+    base = str(tiny_victims["clean"][0])  # stands in for the pretrained model the victim came from
+    build, built = unlearn_trigger.reference_model, []
+
+    def keep(trainer, suspect):
+        built.append(build(trainer, suspect))
+        return built[-1]
+
+    monkeypatch.setattr(unlearn_trigger, "reference_model", keep)
+    config = _config(tmp_path, num_train_epochs=1, base_model=base, adversarial_reference=True)
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    trainer.train()
+    assert trainer.report.removal["soft_trigger"]["reference"] is True
+    (reference,) = built
+    assert not any(p.requires_grad for p in reference.parameters()) and not reference.training
+    # the reference is the base re-trained on the clean set, not the suspicious model
+    assert not torch.equal(reference.classifier.weight, model.classifier.weight)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_a_trigger_word_the_clean_data_itself_labels_is_a_clean_feature_not_a_trigger(
     tiny_victim, clean_set, tmp_path
 ):
@@ -323,9 +348,17 @@ def test_long_rows_are_scanned_in_windows(tiny_victims, clean_set, tmp_path):
 def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):
     model, tokenizer = _load(tiny_victims, "clean")
     trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
-    detection = trainer.detect()
+    trainer.train()
+    detection = trainer.report.detection
     assert not detection.backdoored and detection.target_label is None, detection.trigger_candidates[:3]
     assert detection.score < trainer.args.detection_threshold
+    # a model called clean comes back as it was, unless fine-tuning is asked for
+    assert trainer.report.removal["skipped"] and trainer.model is not model
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in _state(model).items())
+    trainer.args.finetune_when_clean = True
+    tuned = trainer.purify(detection=detection)
+    assert "skipped" not in trainer.report.removal
+    assert not all(torch.equal(v, tuned.state_dict()[k]) for k, v in _state(model).items())
 
 
 def test_model_given_by_path_and_lora_finetuning(tiny_victims, clean_set, tmp_path):

@@ -311,6 +311,28 @@ def test_rnp_purification_lowers_asr(tiny_victim, attack_data, tmp_path):
     assert 0 < trainer.report.removal["pruned_units"] == zeroed < trainer.report.removal["total_units"]
 
 
+def test_rnp_prunes_until_the_exposed_model_lets_go_of_the_target(tiny_victim, attack_data, tmp_path):
+    model, _ = tiny_victim
+    config = _defense_config(tmp_path, mask_learning_rate=0.2, mask_threshold=0.5, detection_threshold=0.6)
+    trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
+    trainer.train()
+    detection, removal = trainer.report.detection, trainer.report.removal
+    trace = removal["pull_trace"]
+    # the pull starts at the detection score and pruning stops at the first count that brings it under the bar
+    assert trace[0] == [0, pytest.approx(detection.score, abs=1e-4)]
+    assert all(pull > config.mask_stop_pull for _, pull in trace[:-1])
+    assert removal["pruned_units"] == trace[-1][0] <= removal["units_under_threshold"]
+    assert trace[-1][1] <= config.mask_stop_pull or removal["pruned_units"] == removal["units_under_threshold"]
+    # RNP's rule (no stop) prunes every unit under the threshold; a bar the exposed model already meets, none
+    trainer.args.mask_stop_pull = None
+    trainer.purify(trainer.exposure, detection)
+    assert "pull_trace" not in trainer.report.removal
+    assert trainer.report.removal["pruned_units"] == trainer.report.removal["units_under_threshold"] > 0
+    trainer.args.mask_stop_pull = detection.score
+    trainer.purify(trainer.exposure, detection)
+    assert trainer.report.removal["pruned_units"] == 0
+
+
 def test_vit_and_wrapped_modules_run_the_same_stages(attack_data, tmp_path):
     vit = tiny_vit()
     masked = MaskedModel(vit)
@@ -361,6 +383,9 @@ def test_bad_input_raises_errors_that_name_the_fix(attack_data, tmp_path):
         VisionExposeTrainer(tiny_vit(), config, train_dataset=clean)
     with pytest.raises(ValueError, match="expected logits of shape"):
         ImageClassifier(torch.nn.Flatten(), num_labels=10)(torch.zeros(1, 3, 32, 32))
+    for bad in ({"mask_threshold": 1.0}, {"mask_stop_pull": 1.0}, {"mask_stop_pull": -0.1}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}=.* must be in"):
+            _defense_config(tmp_path, **bad)
     no_units = ImageClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)), num_labels=10)
     with pytest.raises(ValueError, match="no prunable units.*finetune"):
         MaskedModel(no_units)

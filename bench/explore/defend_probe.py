@@ -19,7 +19,7 @@ def _value(text: str):
             return kind(text)
         except ValueError:
             pass
-    return text
+    return {"True": True, "False": False}.get(text, text)
 
 
 name = sys.argv[1]

@@ -82,6 +82,15 @@ class VisionExposeConfig(ExposeConfig):
     mask_threshold: float = field(
         default=0.3, metadata={"help": "Units whose learned mask is below this value are pruned."}
     )
+    mask_stop_pull: float | None = field(
+        default=0.05,
+        metadata={
+            "help": "Prune the units under `mask_threshold` lowest mask first, and stop once the exposed model with "
+            "the same units pruned sends at most this share of the clean images of other classes to the detected "
+            "target (chance: 1 / num_labels): the backdoor it exposed is gone, and every further unit only costs "
+            "clean accuracy. None prunes every unit under the threshold, as RNP."
+        },
+    )
     mask_batch_statistics: bool = field(
         default=True,
         metadata={"help": "BatchNorm layers normalise with batch statistics during mask learning (as RNP)."},
@@ -96,3 +105,8 @@ class VisionExposeConfig(ExposeConfig):
             raise ValueError(f"mask_threshold={self.mask_threshold} must be in (0, 1).")
         if self.mask_epochs <= 0 or self.mask_learning_rate <= 0:
             raise ValueError("mask_epochs and mask_learning_rate must be positive.")
+        if self.mask_stop_pull is not None and not 0 <= self.mask_stop_pull < 1:
+            raise ValueError(
+                f"mask_stop_pull={self.mask_stop_pull} must be in [0, 1), or None to prune every unit "
+                "under mask_threshold."
+            )

@@ -4,7 +4,11 @@ The exposed (clean-unlearned) model has lost its clean behaviour but kept the ba
 unit (the weight of each BatchNorm channel for conv nets, each FFN neuron for transformers) is learned on it to
 *recover* the clean loss, with every weight frozen: the cheapest way back to clean predictions is to switch off
 the units that now push every image to the target, i.e. the backdoor units. Those whose mask ends below
-``mask_threshold`` are pruned from a copy of the *suspicious* model (no fine-tuning unless ``mask_finetune``).
+``mask_threshold`` are pruned from a copy of the *suspicious* model (no fine-tuning unless ``mask_finetune``),
+lowest mask first, and only as many as it takes to stop the exposed model's pull: once the exposed model with the
+same units pruned sends at most ``mask_stop_pull`` of the clean images of other classes to the detected target,
+the backdoor it exposed is gone and every further unit only costs clean accuracy (measured on the ResNet-20
+victims: Blended needs 9 of its 15 units under the threshold, and the other 6 cost 6 CA points).
 When detection ran and found no backdoor, nothing is pruned.
 Mask learning is an ordinary ``Trainer.train`` stage: the masks are the only trainable parameters, SGD with
 momentum 0.9, clamped to [0, 1] by a callback after each step.
@@ -13,8 +17,10 @@ momentum 0.9, clamped to [0, 1] by a callback after each step.
 from __future__ import annotations
 
 import copy
+import math
 from typing import ClassVar
 
+import torch
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 
 from ...unit_masks import (
@@ -26,6 +32,42 @@ from ...unit_masks import (
     same_units,
 )
 from ..base import RemovalMethod, register_removal
+from ..detection.collapse_target import clean_predictions
+
+
+def target_pull(trainer, model: torch.nn.Module, target: int) -> float:
+    """The share of the clean rows of other classes that ``model`` predicts as ``target``."""
+    preds, labels = clean_predictions(trainer, model)
+    others = labels != target
+    return float((preds[others] == target).mean()) if others.any() else 0.0
+
+
+def _grouped(units: list[tuple[int, int]]) -> dict[int, list[int]]:
+    chosen: dict[int, list[int]] = {}
+    for group, unit in units:
+        chosen.setdefault(group, []).append(unit)
+    return chosen
+
+
+def units_to_stop_pull(
+    trainer, exposed: torch.nn.Module, groups, order: list[tuple[int, int]], target: int, stop_pull: float
+) -> tuple[int, list[list[float]]]:
+    """How many units of ``order`` (``(group, unit)`` pairs, lowest mask first) must be pruned from the exposed
+    model before it sends at most ``stop_pull`` of the clean rows of other classes to ``target``; all of them when
+    that never happens. Prunes ``exposed`` in place, in at most 32 chunks. Returns the count and the trace of
+    ``[units pruned, pull]``."""
+    targets = same_units(exposed, groups)
+    pull = target_pull(trainer, exposed, target)
+    trace = [[0, round(pull, 4)]]
+    step = max(1, math.ceil(len(order) / 32))
+    done = 0
+    while pull > stop_pull and done < len(order):
+        chunk = order[done : done + step]
+        prune_units(targets, _grouped(chunk))
+        done += len(chunk)
+        pull = target_pull(trainer, exposed, target)
+        trace.append([done, round(pull, 4)])
+    return done, trace
 
 
 @register_removal
@@ -63,9 +105,24 @@ class ReconstructiveNeuronPruning(RemovalMethod):
         masks = masked.mask_values()
         masked.remove_hooks()
 
+        # Units under the threshold, lowest mask first (ties in layer order).
+        order = sorted(
+            ((float(value), i, unit) for i, m in enumerate(masks) for unit, value in enumerate(m.tolist())),
+        )
+        order = [(i, unit) for value, i, unit in order if value < args.mask_threshold]
+        under = len(order)
+        stop = None
+        if args.mask_stop_pull is not None and detection is not None and detection.target_label is not None:
+            plain = copy.deepcopy(exposure.model).to(args.device).eval()
+            count, trace = units_to_stop_pull(
+                trainer, plain, groups, order, detection.target_label, args.mask_stop_pull
+            )
+            stop = {"mask_stop_pull": args.mask_stop_pull, "pull_trace": trace}
+            order = order[:count]
+            del plain
         model = trainer.fresh_copy()
         targets = same_units(model, groups)
-        chosen = {i: (m < args.mask_threshold).nonzero().flatten().tolist() for i, m in enumerate(masks)}
+        chosen = _grouped(order)
         pruned = prune_units(targets, chosen)
         total = sum(g.size for g in groups)
         account = {
@@ -73,6 +130,8 @@ class ReconstructiveNeuronPruning(RemovalMethod):
             "pruned_units": pruned,
             "total_units": total,
             "mask_threshold": args.mask_threshold,
+            "units_under_threshold": under,
+            **(stop or {}),
             "per_layer": {groups[i].name: len(ids) for i, ids in chosen.items() if ids},
             "mask_mean": round(float(sum(float(m.sum()) for m in masks) / total), 4),
         }

@@ -4,8 +4,9 @@ When detection found triggers, their embedding rows are reset to the pretrained 
 known) and the model is fine-tuned on the clean set plus copies of it with the triggers inserted and the true
 labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser. A flagged model is
 also fine-tuned against a soft trigger (:class:`~ebyd_hf.adversarial.SoftTrigger`, ``adversarial_*`` options),
-which reaches what the recovered tokens only approximate (sentences, syntactic templates, styles). When detection
-found nothing, this is fine-tuning with the regulariser alone, which keeps clean accuracy."""
+which reaches what the recovered tokens only approximate (sentences, syntactic templates, styles). A model that
+detection calls clean comes back unchanged, unless ``finetune_when_clean`` asks for fine-tuning with the regulariser
+alone."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from datasets import Dataset
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ...adversarial import SoftTrigger
 from ...trigger_search import insert_tokens
@@ -47,12 +49,44 @@ def triggered_copies(
     return Dataset.from_dict({name: columns[name] + extra[name] for name in columns})
 
 
+def reference_model(trainer, model: torch.nn.Module) -> torch.nn.Module:
+    """``base_model`` with a new classification head, fine-tuned on the clean set (plain fine-tuning with the
+    trainer's arguments): a model of the same task without the backdoor."""
+    from transformers import AutoModelForSequenceClassification
+
+    if trainer.args.base_model is None:
+        raise ValueError("adversarial_reference=True needs base_model (the pretrained model the suspect came from).")
+    config = model.config
+    reference = AutoModelForSequenceClassification.from_pretrained(
+        trainer.args.base_model, num_labels=config.num_labels, id2label=config.id2label, label2id=config.label2id
+    )
+    stage = trainer.stage_args(
+        learning_rate=1e-4,
+        num_train_epochs=5,
+        max_steps=-1,
+        eval_strategy=IntervalStrategy.NO,
+        save_strategy=SaveStrategy.NO,
+        load_best_model_at_end=False,
+    )
+    reference = reference.to(trainer.args.device)
+    trainer.train_stage(reference, stage)
+    reference.requires_grad_(False)
+    return reference.eval()
+
+
 def soft_trigger(trainer, model: torch.nn.Module, target: int, init_ids: list[int] | None) -> SoftTrigger:
     """A soft trigger towards ``target``, started from a recovered trigger's embeddings and warmed up against
     the (still unchanged) suspicious model on the clean set."""
     args = trainer.args
+    reference = reference_model(trainer, model) if args.adversarial_reference else None
     adversary = SoftTrigger(
-        model, target, args.adversarial_trigger_length, args.adversarial_learning_rate, init_ids, args.seed
+        model,
+        target,
+        args.adversarial_trigger_length,
+        args.adversarial_learning_rate,
+        init_ids,
+        args.seed,
+        reference=reference,
     )
 
     def cycled():  # the clean set is never empty (the trainer refuses it), so this does not spin
@@ -77,6 +111,8 @@ class UnlearnTrigger(RemovalMethod):
         if detection is None:
             detection = trainer.detect()
         model = trainer.fresh_copy()
+        if not detection.backdoored and not trainer.args.finetune_when_clean:
+            return model.eval(), {"triggers_unlearned": [], "skipped": "no backdoor detected"}
         # The confirmed triggers only (over their verdict threshold, flipping to the detected target): every
         # measurement so far ranks the true trigger tokens first, while a long tail of sentiment words would
         # dilute the unlearning set.
@@ -92,7 +128,11 @@ class UnlearnTrigger(RemovalMethod):
         adversary = None
         if detection.backdoored and detection.target_label is not None and trainer.args.adversarial_trigger_length:
             adversary = soft_trigger(trainer, model, detection.target_label, triggers[0] if triggers else None)
-            account["soft_trigger"] = {"length": adversary.length, "warmup_flip_rate": adversary.warmup_flip_rate}
+            account["soft_trigger"] = {
+                "length": adversary.length,
+                "warmup_flip_rate": adversary.warmup_flip_rate,
+                "reference": adversary.reference is not None,
+            }
         if triggers:
             base = trainer.load_base_model()
             if base is not None:  # templates are common words: only token triggers are reset
