@@ -22,10 +22,11 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 from transformers.utils import logging as hf_logging
 
 from ebyd_hf import AttackConfig, ExposeConfig, ExposeTrainer, load_task, measure_backdoor, prepare_attack
@@ -70,7 +71,21 @@ def attack_data(name: str, record: dict, data_dir: str):
     return prepared.test, prepared.attack_test
 
 
-def run_defense(name: str, defense: str, clean, test, attack, record: dict, base: str) -> dict:
+def parse_overrides(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as typed ExposeConfig values, read by the config's own ``HfArgumentParser`` (an unknown
+    key is an error)."""
+    pairs = [item.split("=", 1) for item in items]
+    unknown = sorted({key for key, _ in pairs} - {f.name for f in fields(ExposeConfig)})
+    if unknown:
+        raise SystemExit(f"--set: ExposeConfig has no field {', '.join(unknown)}.")
+    flags = [part for key, value in pairs for part in (f"--{key}", value)]
+    parsed = HfArgumentParser(ExposeConfig).parse_args(["--output_dir", "unused", *flags])
+    return {key: getattr(parsed, key) for key, _ in pairs}
+
+
+def run_defense(
+    name: str, defense: str, clean, test, attack, record: dict, base: str, overrides: dict | None = None
+) -> dict:
     path = VICTIMS / name
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path)
@@ -83,7 +98,7 @@ def run_defense(name: str, defense: str, clean, test, attack, record: dict, base
             logging_strategy="no",
             report_to="none",
             dataloader_pin_memory=False,
-            **DEFENSES[defense],
+            **(DEFENSES[defense] | (overrides or {})),
         )
         trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
         start = time.perf_counter()
@@ -187,11 +202,20 @@ def main() -> None:
     parser.add_argument(
         "--results", default=str(RESULTS / "defense.json"), help="JSON to merge into (run parallel jobs apart)"
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ExposeConfig overrides for every defense run (e.g. adversarial_reference=True); use with --results "
+        "elsewhere.",
+    )
     parser.add_argument("--merge", nargs="+", default=[], help="only merge these JSON files into --results")
     parser.add_argument(
         "--clean-reference", action="store_true", help="only (re)compute the clean model's ASR of every record"
     )
     args = parser.parse_args()
+    overrides = parse_overrides(args.set)
     hf_logging.set_verbosity_error()
     out = Path(args.results)
     records = json.loads(out.read_text()) if out.exists() else []
@@ -252,7 +276,7 @@ def main() -> None:
         ]
         for defense in args.defenses.split(","):
             print(f"{name}: {defense} ...", flush=True)
-            results.append({**common, **run_defense(name, defense, clean, test, attack, record, base)})
+            results.append({**common, **run_defense(name, defense, clean, test, attack, record, base, overrides)})
             r = results[-1]
             print(
                 f"{name} {defense}: verdict {r['verdict_backdoored']} target {r['predicted_target']} "

@@ -242,8 +242,8 @@ class ExposeConfig(TrainingArguments):
             "help": "Learn the soft trigger against a reference too: `base_model` fine-tuned on the clean set (no "
             "backdoor), which must keep the rows' true labels, so the trigger follows what only the suspicious "
             "model responds to rather than clean sentiment. Needs `base_model`. Measured on the SST-2 sentence "
-            "victim (3 seeds): ASR 0.157-0.241 instead of 0.218-0.397, but CA 0.858-0.879 instead of 0.882-0.888, "
-            "and 2 minutes more; off by default."
+            "victim (3 seeds): ASR 0.157-0.241 instead of 0.218-0.397, but CA 0.858-0.879 instead of 0.882-0.888; "
+            "syntactic target 0: ASR 0.305 instead of 0.390 at the same CA; about 2 minutes more; off by default."
         },
     )
     adversarial_warmup_steps: int = field(
