@@ -22,11 +22,10 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from ebyd_hf import AttackConfig, ExposeConfig, ExposeTrainer, load_task, measure_backdoor, prepare_attack
@@ -34,6 +33,7 @@ from ebyd_hf.evaluation import predict
 from ebyd_hf.metrics import attack_success_rate
 
 sys.path.insert(0, str(Path(__file__).parent))
+from overrides import parse_overrides  # noqa: E402
 from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
 
 HERE = Path(__file__).parent
@@ -69,18 +69,6 @@ def attack_data(name: str, record: dict, data_dir: str):
     )
     prepared = prepare_attack(config)
     return prepared.test, prepared.attack_test
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``KEY=VALUE`` strings as typed ExposeConfig values, read by the config's own ``HfArgumentParser`` (an unknown
-    key is an error)."""
-    pairs = [item.split("=", 1) for item in items]
-    unknown = sorted({key for key, _ in pairs} - {f.name for f in fields(ExposeConfig)})
-    if unknown:
-        raise SystemExit(f"--set: ExposeConfig has no field {', '.join(unknown)}.")
-    flags = [part for key, value in pairs for part in (f"--{key}", value)]
-    parsed = HfArgumentParser(ExposeConfig).parse_args(["--output_dir", "unused", *flags])
-    return {key: getattr(parsed, key) for key, _ in pairs}
 
 
 def run_defense(
@@ -215,7 +203,7 @@ def main() -> None:
         "--clean-reference", action="store_true", help="only (re)compute the clean model's ASR of every record"
     )
     args = parser.parse_args()
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(ExposeConfig, args.set)
     hf_logging.set_verbosity_error()
     out = Path(args.results)
     records = json.loads(out.read_text()) if out.exists() else []

@@ -23,13 +23,13 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from overrides import parse_overrides  # bench/ (the script's folder) is on sys.path
 from transformers import (
     AutoModelForImageClassification,
-    HfArgumentParser,
     TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
@@ -122,18 +122,6 @@ def victim(name: str, trigger: str | None, data, processor):
     return model, record
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``KEY=VALUE`` strings as typed VisionExposeConfig values, read by the config's own ``HfArgumentParser``
-    (an unknown key is an error)."""
-    pairs = [item.split("=", 1) for item in items]
-    unknown = sorted({key for key, _ in pairs} - {f.name for f in fields(VisionExposeConfig)})
-    if unknown:
-        raise SystemExit(f"--set: VisionExposeConfig has no field {', '.join(unknown)}.")
-    flags = [part for key, value in pairs for part in (f"--{key}", value)]
-    parsed = HfArgumentParser(VisionExposeConfig).parse_args(["--output_dir", "unused", *flags])
-    return {key: getattr(parsed, key) for key, _ in pairs}
-
-
 def defense_args(name: str, defense: str, is_vit: bool, overrides: dict | None = None) -> VisionExposeConfig:
     settings = dict(
         use_cpu=True,
@@ -165,7 +153,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(VisionExposeConfig, args.set)
     CACHE.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.is_file() else []

@@ -35,7 +35,7 @@ def main(trigger: str, overrides: list[str]) -> None:
     processor = bench.CifarImageProcessor()
     data = prepare_image_attack(ImageAttackConfig(trigger=trigger, target_label=bench.TARGET, clean_rows=500))
     model, _ = bench.victim("resnet20", trigger, data, processor)
-    config = bench.defense_args("resnet20", "rnp", False, bench.parse_overrides(overrides))
+    config = bench.defense_args("resnet20", "rnp", False, bench.parse_overrides(bench.VisionExposeConfig, overrides))
     trainer = VisionExposeTrainer(model, args=config, train_dataset=data.clean, processing_class=processor)
 
     captured = {}

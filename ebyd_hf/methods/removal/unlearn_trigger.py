@@ -50,8 +50,8 @@ def triggered_copies(
 
 
 def reference_model(trainer, model: torch.nn.Module) -> torch.nn.Module:
-    """``base_model`` with a new classification head, fine-tuned on the clean set (plain fine-tuning with the
-    trainer's arguments): a model of the same task without the backdoor."""
+    """``base_model`` with a new classification head, fine-tuned on the clean set (plain cross-entropy, lr 1e-4,
+    5 epochs: measured CA 0.857 for MiniLM on 500 SST-2 rows): a model of the same task without the backdoor."""
     from transformers import AutoModelForSequenceClassification
 
     if trainer.args.base_model is None:
