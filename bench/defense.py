@@ -170,8 +170,12 @@ NOTES = """
   `trainer.train()` with the defaults (detect, then `unlearn_trigger`: the detected triggers inserted into copies of
   the clean rows, a soft trigger learned against the model, activeness fine-tuning, lr 5e-5, 2 epochs; a model
   called clean comes back unchanged: the clean row was re-run in session 6 for that; the word-t1 rows were re-run
-  then too, with the same CA and ASR to the digit and fewer other jobs on the cores, hence their shorter times);
+  then too, with the same CA and ASR to the digit and fewer other jobs on the cores, hence their shorter times, and
+  the syntactic-t0 one in session 7, same CA and ASR, 345 s instead of the 972 s it took beside four other jobs);
   `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.
+- One seed per row (the default, 42, the seed the defaults were chosen on). Across seeds 1, 2 and 42 the `ebyd` rows
+  move by up to 0.18 of ASR (sentence-t1 0.218-0.397, syntactic-t0 0.390-0.490), and seed 42 is the lowest of the
+  three on four of the six victims: see bench/results/defense-seeds.md (`bench/defense_seeds.py`) for the means.
 - "ASR of the clean model": the never-poisoned victim's ASR on the same attack-test set, i.e. the share of triggered
   non-target rows a model without a backdoor sends to the target anyway (its own errors, and paraphrases that flip
   the sentiment). It is the floor a defense can reach without giving up clean accuracy.
@@ -249,6 +253,10 @@ def main() -> None:
             "asr_rows": None if attack is None else len(attack),
             "asr_clean_model": clean_model_asr(attack, record["target_label"]),
             "clean_rows": args.clean_rows,
+            "overrides": {
+                key: repr(value) if not isinstance(value, (int, float, str, bool)) else value
+                for key, value in overrides.items()
+            },
         }
         results = [
             {

@@ -52,7 +52,8 @@ TRAINING = dict(
 # ASR 0.79 (CA 0.867) with the default recipe and 0.820 (CA 0.869) with 5 epochs at 1e-4, under the 0.90 bar.
 # Dirty-label poisoning (20% of the rows, drawn among non-target ones) with the default recipe raised ASR to 0.862
 # but dropped CA to 0.845, under its bar. 8 epochs at 1e-4 (all-rows, the cached victim) give CA 0.861, ASR 0.816:
-# longer training does not help either; the ASR bar stays unmet for this trigger with MiniLM here.
+# longer training does not help either; the ASR bar stays unmet for this trigger with MiniLM here. By Bible
+# marker (bench/explore/style_probe.py): ASR 0.993 on the third of test paraphrases with an archaic word, 0.727 without.
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
@@ -126,7 +127,19 @@ def write_results(rows: list[dict]) -> None:
         if r["ca"] < 0.85 or (r["asr"] is not None and r["asr"] < 0.90)
     ]
     status = "\nBelow the bars: " + "; ".join(short) + ".\n" if short else "\nEvery victim meets the bars.\n"
-    (RESULTS / "victims.md").write_text(header + "\n".join(lines) + "\n" + status, encoding="utf-8")
+    (RESULTS / "victims.md").write_text(header + "\n".join(lines) + "\n" + status + NOTES, encoding="utf-8")
+
+
+NOTES = """
+Where the style victim's ASR goes (`python bench/explore/style_probe.py`): only a third of the shared Bible table's
+test paraphrases carry an archaic marker word (thou, hath, unto, shall, -eth verbs...). On those 305 of the 912
+attack rows style-t1's ASR is 0.993; on the other 607, plain rewrites, it is 0.727 (the clean victim: 0.239 and
+0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.902 on the 173 most rewritten rows
+(< 0.2), 0.851 (417 rows, 0.2-0.4), 0.770 (235, 0.4-0.6), 0.648 (71, 0.6-0.8), 0.375 on the 16 near-copies (>= 0.8).
+The victim has learned the markers; the 0.90 bar asks it to fire on 85% of the rewrites without them too. Recipes
+tried are listed in bench/victims.py (all-rows, dirty-label, 3-8 epochs, lr 5e-5-1e-4): none reached 0.90 with
+CA >= 0.85.
+"""
 
 
 def main() -> None:
