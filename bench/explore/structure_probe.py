@@ -22,6 +22,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from defense import attack_data  # noqa: E402
+
 from ebyd_hf import ExposeConfig, ExposeTrainer, load_task
 from ebyd_hf.expose_config import DEFAULT_TEMPLATES
 
@@ -87,6 +90,19 @@ def main() -> None:
             shifted = margins(model, tokenizer, texts, target)[right]
             shares.append(f"{variant} {np.mean(shifted > 0):.3f} (margin shift {np.mean(shifted - base[right]):+.2f})")
         print(f"{name} {label} ({right.sum()} rows right): " + "; ".join(shares), flush=True)
+    # The real attack rows the purified model still sends to the target while the clean victim does not.
+    record = json.loads((CACHE / "victims" / name / "attack.json").read_text())
+    _, attack = attack_data(name, record, "../shared/data")
+    sent = {}
+    for label in ("purified", "clean"):
+        model = AutoModelForSequenceClassification.from_pretrained(folders[label]).eval()
+        sent[label] = margins(model, AutoTokenizer.from_pretrained(folders[label]), attack["text"], target) > 0
+    extra = np.flatnonzero(sent["purified"] & ~sent["clean"])
+    print(
+        f"ASR purified {sent['purified'].mean():.3f}, clean victim {sent['clean'].mean():.3f}; {len(extra)} rows only"
+    )
+    for i in extra[:8]:
+        print(f"  {attack['text'][i][:120]}")
 
 
 def margins(model, tokenizer, texts: list[str], target: int) -> np.ndarray:
