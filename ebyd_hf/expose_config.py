@@ -243,7 +243,8 @@ class ExposeConfig(TrainingArguments):
             "backdoor), which must keep the rows' true labels, so the trigger follows what only the suspicious "
             "model responds to rather than clean sentiment. Needs `base_model`. Measured on the SST-2 sentence "
             "victim (3 seeds): ASR 0.157-0.241 instead of 0.218-0.397, but CA 0.858-0.879 instead of 0.882-0.888; "
-            "syntactic target 0: ASR 0.305 instead of 0.390 at the same CA; about 2 minutes more; off by default."
+            "syntactic target 0 (3 seeds): ASR 0.235-0.400 instead of 0.390-0.490, CA 0.868-0.879 instead of "
+            "0.879-0.887; about 2 minutes more; off by default (some runs lose over 2 CA points)."
         },
     )
     adversarial_warmup_steps: int = field(
