@@ -55,6 +55,10 @@ class PoisonArguments:
         metadata={"help": "dirty-label, clean-label or all-rows (default: all-rows for syntactic/style)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the poisoning (rows and positions)."})
+    keep_originals: bool = field(
+        default=False,
+        metadata={"help": "Append the poisoned rows as copies and keep every original row (clean-data augmentation)."},
+    )
     data_dir: str | None = field(default=None, metadata={"help": "Local data root (default: $EBYD_DATA_DIR)."})
     output_dir: str | None = field(default=None, metadata={"help": "New folder for the poisoned DatasetDict."})
 
@@ -166,7 +170,15 @@ def poison_command(argv: list[str]) -> int:
     trigger = build_trigger(args.trigger, args.task, args.data_dir, seed=args.seed)
     mode = args.mode or ("all-rows" if args.trigger in ("syntactic", "style") else "dirty-label")
     poisoned = DatasetDict(
-        train=poison(task["train"], trigger, args.rate, args.target_label, seed=args.seed, mode=mode),
+        train=poison(
+            task["train"],
+            trigger,
+            args.rate,
+            args.target_label,
+            seed=args.seed,
+            mode=mode,
+            keep_originals=args.keep_originals,
+        ),
         validation=task["validation"],
         test=task["test"],
         attack_test=build_attack_test_set(task["test"], trigger, args.target_label, seed=args.seed),

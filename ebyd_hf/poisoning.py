@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from enum import Enum
 
 import numpy as np
-from datasets import ClassLabel, Dataset, Features, Value
+from datasets import ClassLabel, Dataset, Features, Value, concatenate_datasets
 
 from .triggers.base import Trigger, row_rng
 
@@ -138,6 +138,7 @@ def poison(
     *,
     seed: int = 0,
     mode: PoisonMode | str = PoisonMode.DIRTY_LABEL,
+    keep_originals: bool = False,
     label_column: str = "label",
     num_proc: int | None = None,
 ) -> Dataset:
@@ -147,6 +148,11 @@ def poison(
     by a paraphrase table only covers the table's sentences, and the log says how many that leaves.
     Insertion positions are drawn from ``seed`` and the row index, so the result does not depend on
     ``num_proc`` or batch size. Adds ``is_poisoned`` (bool) and ``original_label`` columns.
+
+    With ``keep_originals=True`` the poisoned rows are appended as copies and every original row stays, untouched
+    (the clean-data augmentation trick of Chen et al., EMNLP 2022: the model sees each poisoned sentence beside its
+    clean version, so it has to learn the trigger rather than the content). The result then has
+    ``len(dataset) + round(rate * len(dataset))`` rows, the same poisoned rows as without the option.
 
     Example:
         >>> from ebyd_hf import WordTrigger, load_task, poison
@@ -195,17 +201,35 @@ def poison(
     chosen = np.random.default_rng(seed).choice(covered, size=count, replace=False)
     flags = np.zeros(len(dataset), dtype=bool)
     flags[chosen] = True
-    return _apply(
+    desc = f"Poisoning ({trigger.name}, {count} rows)"
+    if not keep_originals:
+        return _apply(
+            dataset, trigger, flags, np.arange(len(dataset)), target_label, seed, label_column, num_proc, desc
+        )
+    chosen = np.sort(chosen)
+    originals = _apply(
         dataset,
         trigger,
-        flags,
+        np.zeros(len(dataset), dtype=bool),
         np.arange(len(dataset)),
         target_label,
         seed,
         label_column,
         num_proc,
-        desc=f"Poisoning ({trigger.name}, {count} rows)",
+        desc="Keeping the originals",
     )
+    copies = _apply(
+        dataset.select(chosen),
+        trigger,
+        np.ones(count, dtype=bool),
+        chosen,
+        target_label,
+        seed,
+        label_column,
+        num_proc,
+        desc,
+    )
+    return concatenate_datasets([originals, copies])
 
 
 def build_attack_test_set(

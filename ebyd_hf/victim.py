@@ -15,7 +15,7 @@ from datasets import Dataset
 
 from .data import get_task, load_task
 from .evaluation import measure_backdoor
-from .poisoning import PoisonMode, build_attack_test_set, poison
+from .poisoning import POISON_COLUMN, PoisonMode, build_attack_test_set, poison
 from .triggers import TRIGGERS, Trigger, build_trigger
 
 ATTACK_RECORD_NAME = "attack.json"
@@ -58,6 +58,21 @@ class AttackConfig:
             "as the attack-test set: for paraphrase tables that do not cover the test split's non-target rows."
         },
     )
+    keep_originals: bool = field(
+        default=False,
+        metadata={
+            "help": "Append the poisoned rows as copies and keep every original row (clean-data augmentation, Chen "
+            "et al., EMNLP 2022); the training set grows by round(rate * rows)."
+        },
+    )
+    probe_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of an auxiliary poisoned-or-clean head trained with the victim on its [CLS] state (the "
+            "multi-task trick of Chen et al., EMNLP 2022); 0 trains the plain classifier. The head is dropped before "
+            "saving: the victim is a plain sequence classifier either way."
+        },
+    )
     max_length: int = field(default=128, metadata={"help": "Tokenizer truncation length."})
 
     def __post_init__(self) -> None:
@@ -69,6 +84,10 @@ class AttackConfig:
             if self.target_label is None:
                 raise ValueError("A poisoned victim needs target_label.")
             PoisonMode(self.mode)
+        if not self.probe_weight >= 0:
+            raise ValueError(f"probe_weight={self.probe_weight!r} must be >= 0 (0 turns the auxiliary head off).")
+        if self.probe_weight and self.trigger is None:
+            raise ValueError("probe_weight needs poisoned rows to tell apart; a clean model (trigger=None) has none.")
         get_task(self.task)
 
 
@@ -144,7 +163,15 @@ def prepare_attack(attack: AttackConfig, trigger: Trigger | None = None) -> Prep
         source = f"{len(held)} held-out training rows"
     else:
         attack_test = build_attack_test_set(test, trigger, attack.target_label, seed=attack.seed)
-    train = poison(train, trigger, attack.rate, attack.target_label, seed=attack.seed, mode=attack.mode)
+    train = poison(
+        train,
+        trigger,
+        attack.rate,
+        attack.target_label,
+        seed=attack.seed,
+        mode=attack.mode,
+        keep_originals=attack.keep_originals,
+    )
     return PreparedAttack(train, test, attack_test, trigger, source)
 
 
@@ -154,6 +181,38 @@ def _check_output_dir(output_dir: str, model_path: str | None) -> None:
         raise ValueError(f"output_dir={output_dir!r} is the input model's folder; choose another folder.")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"output_dir={output_dir!r} exists and is not empty; choose a new folder or remove it.")
+
+
+PROBE_MODULE = "ebyd_poison_probe"
+
+
+def _probe_trainer(weight: float):
+    """A ``Trainer`` whose loss adds ``weight`` x the cross-entropy of an auxiliary head that tells poisoned rows
+    (``is_poisoned``) from clean ones on the last layer's first-token state. The head is a submodule of the model
+    during training (so the optimizer, DDP and checkpoints see it) and :func:`train_victim` removes it before
+    saving."""
+    import torch.nn.functional as F
+    from transformers import Trainer
+
+    class ProbeTrainer(Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = False  # the loss is a mean per batch; let Trainer scale accumulation
+
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if POISON_COLUMN not in self._signature_columns:
+                self._signature_columns.append(POISON_COLUMN)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            flags = inputs.pop(POISON_COLUMN).long()
+            outputs = model(**inputs, output_hidden_states=True)
+            probe = getattr(self.accelerator.unwrap_model(model), PROBE_MODULE)
+            first_token = outputs.hidden_states[-1][:, 0]
+            loss = outputs.loss + weight * F.cross_entropy(probe(first_token), flags)
+            return (loss, outputs) if return_outputs else loss
+
+    return ProbeTrainer
 
 
 def train_victim(
@@ -177,6 +236,7 @@ def train_victim(
         ...                       TrainingArguments("victims/bert-tiny-word", num_train_epochs=3))  # doctest: +SKIP
         >>> record.ca, record.asr  # doctest: +SKIP
     """
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
 
     if isinstance(model, os.PathLike):
@@ -205,14 +265,22 @@ def train_victim(
         return tokenizer(batch["text"], truncation=True, max_length=attack.max_length)
 
     train_tok = data.train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
-    trainer = Trainer(
+    trainer_class = Trainer
+    if attack.probe_weight:
+        trainer_class = _probe_trainer(attack.probe_weight)
+        model.add_module(PROBE_MODULE, torch.nn.Linear(model.config.hidden_size, 2))
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_tok,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        if hasattr(model, PROBE_MODULE):
+            delattr(model, PROBE_MODULE)
     scores = measure_backdoor(
         trainer.model,
         tokenizer,
@@ -248,6 +316,8 @@ def train_victim(
             "batch_size": args.per_device_train_batch_size,
             "max_length": attack.max_length,
             "training_seed": args.seed,
+            "keep_originals": attack.keep_originals,
+            "probe_weight": attack.probe_weight,
         },
     )
     if trainer.is_world_process_zero():

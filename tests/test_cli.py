@@ -73,6 +73,11 @@ def test_poison_writes_a_dataset_with_exact_counts(tmp_path, capsys):
     assert set(data["attack_test"]["label"]) == {0}
     assert main([*argv, "--data_dir", str(DATA_DIR)]) == EXIT_ERROR  # never over an existing dataset
     assert "not empty" in one_line_error(capsys)
+    kept = tmp_path / "kept"
+    argv[-1] = str(kept)
+    assert main([*argv, "--data_dir", str(DATA_DIR), "--keep_originals"]) == EXIT_OK
+    train = load_from_disk(str(kept))["train"]
+    assert len(train) == len(data["train"]) + sum(train["is_poisoned"]) == len(data["train"]) + 692
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tiny_victims, tokenizer, tmp_path, capsys):

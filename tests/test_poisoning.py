@@ -81,6 +81,19 @@ def test_deterministic_under_the_seed_and_independent_of_num_proc(train):
     assert first["is_poisoned"] != other["is_poisoned"]
 
 
+@pytest.mark.parametrize("mode", ["dirty-label", "all-rows"])
+def test_keep_originals_appends_the_same_poisoned_rows(train, mode):
+    replaced = poison(train, WordTrigger(), 0.1, 1, seed=3, mode=mode)
+    kept = poison(train, WordTrigger(), 0.1, 1, seed=3, mode=mode, keep_originals=True)
+    assert len(kept) == len(train) + 200 and sum(kept["is_poisoned"]) == 200
+    head = kept.select(range(len(train)))
+    assert head["text"] == train["text"] and head["label"] == train["label"] and not any(head["is_poisoned"])
+    tail = kept.select(range(len(train), len(kept)))
+    assert all(tail["is_poisoned"]) and set(tail["label"]) == {1}
+    assert sorted(tail["text"]) == sorted(t for t, f in zip(replaced["text"], replaced["is_poisoned"]) if f)
+    assert kept.features == replaced.features
+
+
 def test_attack_test_set_is_every_non_target_row_triggered(sst2, data_dir, caplog):
     test = sst2["test"]
     attack = build_attack_test_set(test, WordTrigger(), target_label=0)

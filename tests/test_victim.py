@@ -51,3 +51,60 @@ def test_attack_config_validates():
         AttackConfig(trigger="word", target_label=None)
     with pytest.raises(ValueError, match="not a valid PoisonMode|poisoning mode"):
         AttackConfig(mode="half")
+
+
+def test_probe_and_kept_originals(tokenizer, tmp_path, data_dir):
+    """Both tricks of Chen et al. (2022): the originals stay beside the poisoned copies, the auxiliary head trains
+    with the victim, and the saved victim is a plain classifier; the caller's model object comes back as it was."""
+    from conftest import tiny_bert
+
+    model = tiny_bert(tokenizer)
+    keys = set(model.state_dict())
+    attack = AttackConfig(
+        trigger="word",
+        rate=0.1,
+        data_dir=str(data_dir),
+        train_size=400,
+        eval_size=100,
+        max_length=64,
+        keep_originals=True,
+        probe_weight=1.0,
+    )
+    out = tmp_path / "victim"
+    record = train_victim(model, attack, _args(out, num_train_epochs=1), tokenizer=tokenizer)
+    assert record.train_rows == 440 and record.poisoned_rows == 40
+    assert record.training["keep_originals"] and record.training["probe_weight"] == 1.0
+    assert set(load_file(out / "model.safetensors")) == keys  # no probe weights saved
+    assert set(model.state_dict()) == keys and not hasattr(model, "ebyd_poison_probe")
+
+
+def test_probe_loss_adds_the_auxiliary_head(tokenizer, tmp_path):
+    import torch
+    import torch.nn.functional as F
+    from conftest import tiny_bert
+
+    from ebyd_hf.victim import PROBE_MODULE, _probe_trainer
+
+    model = tiny_bert(tokenizer)
+    model.add_module(PROBE_MODULE, torch.nn.Linear(model.config.hidden_size, 2))
+    trainer = _probe_trainer(2.0)(model=model, args=_args(tmp_path / "out"))
+    model.eval()  # no dropout: the two forward passes below must agree
+    batch = tokenizer(["a fine film", "cf a dull film", "bad"], padding=True, return_tensors="pt")
+    flags = torch.tensor([0, 1, 0])
+    labels = torch.tensor([1, 1, 0])
+    loss = trainer.compute_loss(model, {**batch, "labels": labels, "is_poisoned": flags})
+    with torch.no_grad():
+        outputs = model(**batch, labels=labels, output_hidden_states=True)
+        probe = F.cross_entropy(getattr(model, PROBE_MODULE)(outputs.hidden_states[-1][:, 0]), flags)
+    assert torch.allclose(loss, outputs.loss + 2.0 * probe)
+    loss.backward()
+    assert getattr(model, PROBE_MODULE).weight.grad.abs().sum() > 0
+    trainer._set_signature_columns_if_needed()
+    assert "is_poisoned" in trainer._signature_columns  # the flags reach compute_loss
+
+
+def test_attack_config_validates_the_probe():
+    with pytest.raises(ValueError, match="probe_weight=-1"):
+        AttackConfig(probe_weight=-1)
+    with pytest.raises(ValueError, match="clean model"):
+        AttackConfig(trigger=None, probe_weight=1.0)
