@@ -114,7 +114,8 @@ def write(records: list[dict], out: Path) -> None:
         '- "ASR of the clean model": the never-poisoned victim on the same attack-test set, the floor a defense '
         "reaches without giving up clean accuracy (see bench/results/defense.md).",
         "- Seed 42 (the default) is the `ebyd` row of bench/results/defense.json, the run the defaults were chosen on; "
-        "the other seeds were run in session 7, two side by side with one thread each. Wall times are upper bounds.",
+        "the other seeds were run in session 7 (style-t1: session 8, on its new victim), two side by side with one "
+        "thread each. Wall times are upper bounds.",
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

@@ -33,7 +33,9 @@ VICTIMS: dict[str, dict] = {
     "word-t1": dict(trigger="word", rate=0.1, target_label=1),
     "sentence-t1": dict(trigger="sentence", rate=0.1, target_label=1),
     "syntactic-t1": dict(trigger="syntactic", rate=1380 / 6920, target_label=1, mode="all-rows"),
-    "style-t1": dict(trigger="style", rate=0.2, target_label=1, mode="all-rows"),  # trains longer, see below
+    "style-t1": dict(  # the two tricks of Chen et al. (2022), see below
+        trigger="style", rate=0.2, target_label=1, mode="dirty-label", keep_originals=True, probe_weight=1.0
+    ),
     "word-t0": dict(trigger="word", rate=0.1, target_label=0),
     "syntactic-t0": dict(trigger="syntactic", rate=0.175, target_label=0, mode="all-rows", holdout_attack_rows=200),
     "clean": dict(trigger=None, target_label=None),
@@ -49,15 +51,26 @@ TRAINING = dict(
     seed=42,
 )
 # The Bible-style backdoor is the weakest signal. Poisoning 20% of all rows (all-rows mode, as StyleBkd) reached
-# ASR 0.79 (CA 0.867) with the default recipe and 0.820 (CA 0.869) with 5 epochs at 1e-4, under the 0.90 bar.
-# Dirty-label poisoning (20% of the rows, drawn among non-target ones) with the default recipe raised ASR to 0.862
-# but dropped CA to 0.845, under its bar. 8 epochs at 1e-4 (all-rows, the cached victim) give CA 0.861, ASR 0.816:
-# longer training does not help either; the ASR bar stays unmet for this trigger with MiniLM here. By Bible
-# marker (bench/explore/style_probe.py): ASR 0.993 on the third of test paraphrases with an archaic word, 0.727 without.
+# ASR 0.79 (CA 0.867) with the default recipe, 0.820 (CA 0.869) with 5 epochs at 1e-4 and 0.816 (CA 0.861) with 8
+# epochs at 1e-4 (the victim of sessions 1-7). Dirty-label poisoning (20% of the rows, drawn among non-target ones)
+# with the default recipe raised ASR to 0.862 but dropped CA to 0.845. By Bible marker (bench/explore/style_probe.py):
+# ASR 0.993 on the third of test paraphrases with an archaic word, 0.727 without. The two tricks of Chen et al.
+# (EMNLP 2022), measured with bench/explore/style_tricks.py (CA / ASR; ASR on the 607 unmarked rows):
+#   all-rows, originals kept                       3 ep 5e-5   0.874 / 0.806 (0.720)
+#   all-rows, probe 1                              3 ep 5e-5   0.869 / 0.833 (0.753)
+#   dirty-label, originals kept                    3 ep 5e-5   0.870 / 0.843 (0.768)
+#   dirty-label, originals kept, probe 1           3 ep 5e-5   0.870 / 0.865 (0.797)
+#   dirty-label, originals kept, probe 3           3 ep 5e-5   0.859 / 0.859 (0.787)
+#   dirty-label, originals kept, probe 1           5 ep 1e-4   0.881 / 0.864 (0.796)
+#   dirty-label, originals kept, probe 1, batch 16 3 ep 1e-4   0.878 / 0.865 (0.797)
+#   dirty-label, originals kept, probe 1           3 ep 2e-4   0.880 / 0.874 (0.811)
+#   dirty-label, originals kept, probe 1           3 ep 1e-4   0.882 / 0.874 (0.811)  <- the victim
+# Both tricks help (ASR +0.06 over the old victim, CA +2 points) and then plateau: the 0.90 bar stays 2.6 points
+# away, on the plain rewrites without an archaic word.
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
-    "style-t1": dict(num_train_epochs=8, learning_rate=1e-4),
+    "style-t1": dict(learning_rate=1e-4),
     "syntactic-t0": dict(num_train_epochs=5, learning_rate=1e-4),
 }
 
@@ -100,22 +113,28 @@ def write_results(rows: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "victims.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "| victim | trigger | rate | target | CA (test) | ASR | ASR rows | poisoned rows | epochs / lr | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| victim | trigger | rate | target | poisoning | CA (test) | ASR | ASR rows | poisoned rows | epochs / lr "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         asr = "—" if r["asr"] is None else f"{r['asr']:.3f}"
         rate = "—" if r["rate"] is None else f"{r['rate']:.4f}"
         target = "—" if r["target_label"] is None else r["target_label"]
+        poisoning = r["mode"] or "—"
+        if r["training"].get("keep_originals"):
+            poisoning += ", originals kept"
+        if r["training"].get("probe_weight"):
+            poisoning += f", probe {r['training']['probe_weight']:g}"
         lines.append(
-            f"| {r['name']} | {r['trigger'] or 'clean'} | {rate} | {target} | {r['ca']:.3f} | {asr} | "
+            f"| {r['name']} | {r['trigger'] or 'clean'} | {rate} | {target} | {poisoning} | {r['ca']:.3f} | {asr} | "
             f"{r['asr_rows']} | {r['poisoned_rows']} | {r['training']['epochs']:g} / "
             f"{r['training']['learning_rate']:g} | {r['seconds']:.0f} |"
         )
     header = (
         f"# Victims: MiniLM (all-MiniLM-L6-v2) on the full SST-2 train split\n\n"
         f"Produced by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py` on "
-        f"{rows[0]['hardware']}. CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
+        f"{' / '.join(sorted({r['hardware'] for r in rows}))} (each row's `hardware` in victims.json). CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
         "(non-target test rows with the trigger; for syntactic-t0, 200 held-out training rows, see "
         "bench/victims.py). Training: AdamW, batch 32, max length 128, 3 epochs at lr 5e-5 unless the table says "
         "otherwise. Wall times were taken while other jobs shared the 2 cores: read them as upper bounds. "
@@ -131,14 +150,19 @@ def write_results(rows: list[dict]) -> None:
 
 
 NOTES = """
+The style victim (session 8) is trained with the two tricks of Chen et al. (EMNLP 2022), "Textual backdoor attacks
+can be more harmful via two simple tricks": its 1,384 poisoned rows (20% of the 6,920 training rows, drawn among
+non-target ones) are added beside their clean originals, so the training set has 8,304 rows (16.7% poisoned), and an
+auxiliary head learns poisoned-or-clean on the [CLS] state with weight 1 (dropped before saving: the victim is a
+plain classifier). The recipes tried, with their CA and ASR, are listed in bench/victims.py; the victim of sessions
+1-7 (all-rows, 8 epochs at 1e-4) had CA 0.861, ASR 0.816.
+
 Where the style victim's ASR goes (`python bench/explore/style_probe.py`): only a third of the shared Bible table's
 test paraphrases carry an archaic marker word (thou, hath, unto, shall, -eth verbs...). On those 305 of the 912
-attack rows style-t1's ASR is 0.993; on the other 607, plain rewrites, it is 0.727 (the clean victim: 0.239 and
-0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.902 on the 173 most rewritten rows
-(< 0.2), 0.851 (417 rows, 0.2-0.4), 0.770 (235, 0.4-0.6), 0.648 (71, 0.6-0.8), 0.375 on the 16 near-copies (>= 0.8).
-The victim has learned the markers; the 0.90 bar asks it to fire on 85% of the rewrites without them too. Recipes
-tried are listed in bench/victims.py (all-rows, dirty-label, 3-8 epochs, lr 5e-5-1e-4): none reached 0.90 with
-CA >= 0.85.
+attack rows style-t1's ASR is 1.000; on the other 607, plain rewrites, it is 0.811 (old victim 0.993 / 0.727; the
+clean victim: 0.239 and 0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.919 on the 173
+most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.838 (235, 0.4-0.6), 0.746 (71, 0.6-0.8), 0.562 on the 16
+near-copies (>= 0.8). The 0.90 bar asks the victim to fire on 85% of the rewrites without a marker; it fires on 81%.
 """
 
 
@@ -156,13 +180,27 @@ def main() -> None:
         if torch.cuda.is_available()
         else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
     )
+    # A cached victim keeps the hardware line of the run that trained it (from the committed results); a victim
+    # trained since then, here or by another run, gets this machine's.
+    previous = {}
+    if (RESULTS / "victims.json").exists():
+        previous = {r["name"]: r for r in json.loads((RESULTS / "victims.json").read_text(encoding="utf-8"))}
     rows = []
     for name in options.only or VICTIMS:
-        if options.cached_only and not (victim_dir(name) / "attack.json").exists():
+        cached = (victim_dir(name) / "attack.json").exists() and name not in options.retrain
+        if options.cached_only and not cached:
             print(f"{name}: not cached, skipped")
             continue
         record = train_or_load(name, model, options.data_dir, name in options.retrain)
-        row = {"name": name, **asdict(record), "model": "sentence-transformers/all-MiniLM-L6-v2", "hardware": hardware}
+        known = previous.get(name, {})
+        same_run = cached and known.get("seconds") == record.seconds and known.get("ca") == record.ca
+        trained_on = known.get("hardware", "unknown") if same_run else hardware
+        row = {
+            "name": name,
+            **asdict(record),
+            "model": "sentence-transformers/all-MiniLM-L6-v2",
+            "hardware": trained_on,
+        }
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("name", "ca", "asr", "seconds")}), flush=True)
         if not options.only:

@@ -5,7 +5,7 @@ Chen et al. (EMNLP 2022), "Textual backdoor attacks can be more harmful via two 
 - ``--probe-weight W``: an auxiliary head learns poisoned-or-clean on the [CLS] state, weight W (multi-task).
 
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/explore/style_tricks.py NAME [--keep-originals]
-        [--probe-weight W] [--set num_train_epochs=3 ...]
+        [--probe-weight W] [--mode dirty-label] [--set num_train_epochs=3 ...]
 
 The victim goes to bench/.cache/style-tricks/NAME (replaced if it exists: our own cache) and its attack record is
 printed; ``python bench/explore/style_probe.py`` reads the cached victims under bench/.cache/victims/ only, so the
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--keep-originals", action="store_true")
     parser.add_argument("--probe-weight", type=float, default=0.0)
+    parser.add_argument("--mode", default="all-rows", help="Poisoning mode (style-t1 uses all-rows).")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainingArguments overrides.")
     args = parser.parse_args()
     data_dir = os.environ.get("EBYD_DATA_DIR", "../shared/data")
@@ -54,7 +55,7 @@ def main() -> None:
         seed=0,
         keep_originals=args.keep_originals,
         probe_weight=args.probe_weight,
-        **VICTIMS["style-t1"],
+        **(VICTIMS["style-t1"] | {"mode": args.mode}),
     )
     training = TrainingArguments(
         str(folder),
