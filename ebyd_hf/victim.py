@@ -206,10 +206,11 @@ def _probe_trainer(weight: float):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             flags = inputs.pop(POISON_COLUMN).long()
-            outputs = model(**inputs, output_hidden_states=True)
+            # The Trainer's own loss (label smoothing included), as a batch mean like the probe's.
+            loss, outputs = super().compute_loss(model, {**inputs, "output_hidden_states": True}, return_outputs=True)
             probe = getattr(self.accelerator.unwrap_model(model), PROBE_MODULE)
             first_token = outputs.hidden_states[-1][:, 0]
-            loss = outputs.loss + weight * F.cross_entropy(probe(first_token), flags)
+            loss = loss + weight * F.cross_entropy(probe(first_token), flags)
             return (loss, outputs) if return_outputs else loss
 
     return ProbeTrainer

@@ -78,7 +78,8 @@ def test_probe_and_kept_originals(tokenizer, tmp_path, data_dir):
     assert set(model.state_dict()) == keys and not hasattr(model, "ebyd_poison_probe")
 
 
-def test_probe_loss_adds_the_auxiliary_head(tokenizer, tmp_path):
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_probe_loss_adds_the_auxiliary_head(tokenizer, tmp_path, smoothing):
     import torch
     import torch.nn.functional as F
     from conftest import tiny_bert
@@ -87,7 +88,8 @@ def test_probe_loss_adds_the_auxiliary_head(tokenizer, tmp_path):
 
     model = tiny_bert(tokenizer)
     model.add_module(PROBE_MODULE, torch.nn.Linear(model.config.hidden_size, 2))
-    trainer = _probe_trainer(2.0)(model=model, args=_args(tmp_path / "out"))
+    args = _args(tmp_path / "out", label_smoothing_factor=smoothing)
+    trainer = _probe_trainer(2.0)(model=model, args=args)
     model.eval()  # no dropout: the two forward passes below must agree
     batch = tokenizer(["a fine film", "cf a dull film", "bad"], padding=True, return_tensors="pt")
     flags = torch.tensor([0, 1, 0])
@@ -96,7 +98,8 @@ def test_probe_loss_adds_the_auxiliary_head(tokenizer, tmp_path):
     with torch.no_grad():
         outputs = model(**batch, labels=labels, output_hidden_states=True)
         probe = F.cross_entropy(getattr(model, PROBE_MODULE)(outputs.hidden_states[-1][:, 0]), flags)
-    assert torch.allclose(loss, outputs.loss + 2.0 * probe)
+        task = F.cross_entropy(outputs.logits, labels, label_smoothing=smoothing)  # the Trainer's label smoothing
+    assert torch.allclose(loss, task + 2.0 * probe)
     loss.backward()
     assert getattr(model, PROBE_MODULE).weight.grad.abs().sum() > 0
     trainer._set_signature_columns_if_needed()
