@@ -95,7 +95,12 @@ def train_or_load(name: str, model: str, data_dir: str, retrain: bool) -> Attack
     if folder.exists():
         shutil.rmtree(folder)  # our own cache: --retrain asked for it
     attack = AttackConfig(task="sst2", data_dir=data_dir, seed=0, **VICTIMS[name])
-    args = TrainingArguments(
+    return train_victim(model, attack, training_args(folder, **TRAINING_OVERRIDES.get(name, {})))
+
+
+def training_args(folder: Path, **overrides) -> TrainingArguments:
+    """The victims' ``TrainingArguments``: ``TRAINING`` with ``overrides``, no checkpoints, CPU unless CUDA."""
+    return TrainingArguments(
         str(folder),
         save_strategy="no",
         report_to="none",
@@ -104,9 +109,8 @@ def train_or_load(name: str, model: str, data_dir: str, retrain: bool) -> Attack
         use_cpu=not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=True,
-        **(TRAINING | TRAINING_OVERRIDES.get(name, {})),
+        **(TRAINING | overrides),
     )
-    return train_victim(model, attack, args)
 
 
 def write_results(rows: list[dict]) -> None:

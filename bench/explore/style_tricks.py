@@ -23,13 +23,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from overrides import parse_overrides  # noqa: E402
 from style_probe import MARKERS  # noqa: E402
-from victims import TRAINING, VICTIMS, minilm_path  # noqa: E402
+from victims import VICTIMS, minilm_path, training_args  # noqa: E402
 
 from ebyd_hf import AttackConfig, build_attack_test_set, build_trigger, load_task, train_victim  # noqa: E402
 from ebyd_hf.evaluation import predict  # noqa: E402
@@ -53,21 +52,12 @@ def main() -> None:
         task="sst2",
         data_dir=data_dir,
         seed=0,
-        keep_originals=args.keep_originals,
-        probe_weight=args.probe_weight,
-        **(VICTIMS["style-t1"] | {"mode": args.mode}),
+        **(
+            VICTIMS["style-t1"]
+            | {"mode": args.mode, "keep_originals": args.keep_originals, "probe_weight": args.probe_weight}
+        ),
     )
-    training = TrainingArguments(
-        str(folder),
-        save_strategy="no",
-        report_to="none",
-        logging_steps=50,
-        train_sampling_strategy="group_by_length",
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_pin_memory=torch.cuda.is_available(),
-        disable_tqdm=True,
-        **(TRAINING | parse_overrides(TrainingArguments, args.set)),
-    )
+    training = training_args(folder, **parse_overrides(TrainingArguments, args.set))
     record = train_victim(minilm_path(), attack, training)
     print(json.dumps(asdict(record), indent=2))
 
