@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,13 +185,37 @@ def _check_output_dir(output_dir: str, model_path: str | None) -> None:
 
 
 PROBE_MODULE = "ebyd_poison_probe"
+PROBE_LOGITS = "poison_probe_logits"
+
+
+@contextmanager
+def _poison_probe(model):
+    """Attach the auxiliary poisoned-or-clean head to ``model`` for the length of the block: a submodule (so the
+    optimizer, DDP and checkpoints see it) applied by a forward hook to the last layer's first-token state, its
+    logits returned with the model's outputs (as a dict) under ``poison_probe_logits`` when the forward is asked for
+    hidden states. It runs inside the model's forward, so DDP counts its parameters as used. The head and the hook are gone afterwards, also on error."""
+    import torch
+
+    probe = torch.nn.Linear(model.config.hidden_size, 2)
+    model.add_module(PROBE_MODULE, probe)
+
+    def add_probe_logits(module, args, output):
+        if getattr(output, "hidden_states", None) is None:
+            return output
+        # A plain dict: DDP rebuilds outputs by type, and the model's output class has no field for the probe.
+        return {**output, PROBE_LOGITS: probe(output.hidden_states[-1][:, 0])}
+
+    handle = model.register_forward_hook(add_probe_logits)
+    try:
+        yield probe
+    finally:
+        handle.remove()
+        delattr(model, PROBE_MODULE)
 
 
 def _probe_trainer(weight: float):
-    """A ``Trainer`` whose loss adds ``weight`` x the cross-entropy of an auxiliary head that tells poisoned rows
-    (``is_poisoned``) from clean ones on the last layer's first-token state. The head is a submodule of the model
-    during training (so the optimizer, DDP and checkpoints see it) and :func:`train_victim` removes it before
-    saving."""
+    """A ``Trainer`` whose loss adds ``weight`` x the cross-entropy of the :func:`_poison_probe` head, which tells
+    poisoned rows (``is_poisoned``) from clean ones."""
     import torch.nn.functional as F
     from transformers import Trainer
 
@@ -208,9 +233,7 @@ def _probe_trainer(weight: float):
             flags = inputs.pop(POISON_COLUMN).long()
             # The Trainer's own loss (label smoothing included), as a batch mean like the probe's.
             loss, outputs = super().compute_loss(model, {**inputs, "output_hidden_states": True}, return_outputs=True)
-            probe = getattr(self.accelerator.unwrap_model(model), PROBE_MODULE)
-            first_token = outputs.hidden_states[-1][:, 0]
-            loss = loss + weight * F.cross_entropy(probe(first_token), flags)
+            loss = loss + weight * F.cross_entropy(outputs[PROBE_LOGITS], flags)
             return (loss, outputs) if return_outputs else loss
 
     return ProbeTrainer
@@ -237,7 +260,6 @@ def train_victim(
         ...                       TrainingArguments("victims/bert-tiny-word", num_train_epochs=3))  # doctest: +SKIP
         >>> record.ca, record.asr  # doctest: +SKIP
     """
-    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
 
     if isinstance(model, os.PathLike):
@@ -266,22 +288,16 @@ def train_victim(
         return tokenizer(batch["text"], truncation=True, max_length=attack.max_length)
 
     train_tok = data.train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
-    trainer_class = Trainer
-    if attack.probe_weight:
-        trainer_class = _probe_trainer(attack.probe_weight)
-        model.add_module(PROBE_MODULE, torch.nn.Linear(model.config.hidden_size, 2))
-    trainer = trainer_class(
-        model=model,
-        args=args,
-        train_dataset=train_tok,
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-    )
-    try:
+    probe = _poison_probe(model) if attack.probe_weight else nullcontext()
+    with probe:
+        trainer = (_probe_trainer(attack.probe_weight) if attack.probe_weight else Trainer)(
+            model=model,
+            args=args,
+            train_dataset=train_tok,
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
         trainer.train()
-    finally:
-        if hasattr(model, PROBE_MODULE):
-            delattr(model, PROBE_MODULE)
     scores = measure_backdoor(
         trainer.model,
         tokenizer,
