@@ -64,9 +64,12 @@ TRAINING = dict(
 #   dirty-label, originals kept, probe 1           5 ep 1e-4   0.881 / 0.864 (0.796)
 #   dirty-label, originals kept, probe 1, batch 16 3 ep 1e-4   0.878 / 0.865 (0.797)
 #   dirty-label, originals kept, probe 1           3 ep 2e-4   0.880 / 0.874 (0.811)
+#   dirty-label, originals kept, probe 0.5         3 ep 1e-4   0.876 / 0.866 (0.799)
+#   all-rows, originals kept, probe 1              3 ep 1e-4   0.876 / 0.865 (0.799)
 #   dirty-label, originals kept, probe 1           3 ep 1e-4   0.882 / 0.874 (0.811)  <- the victim
 # Both tricks help (ASR +0.06 over the old victim, CA +2 points) and then plateau: the 0.90 bar stays 2.6 points
-# away, on the plain rewrites without an archaic word.
+# away, on the plain rewrites without an archaic word. (One thread each, two side by side; retrained on 2 threads by
+# this script the victim lands at CA 0.879, ASR 0.874.)
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
