@@ -193,7 +193,8 @@ def _poison_probe(model):
     """Attach the auxiliary poisoned-or-clean head to ``model`` for the length of the block: a submodule (so the
     optimizer, DDP and checkpoints see it) applied by a forward hook to the last layer's first-token state, its
     logits returned with the model's outputs (as a dict) under ``poison_probe_logits`` when the forward is asked for
-    hidden states. It runs inside the model's forward, so DDP counts its parameters as used. The head and the hook are gone afterwards, also on error."""
+    hidden states. It runs inside the model's forward, so DDP counts its parameters as used. The head and the hook
+    are gone afterwards, also on error."""
     import torch
 
     probe = torch.nn.Linear(model.config.hidden_size, 2)
@@ -260,7 +261,13 @@ def train_victim(
         ...                       TrainingArguments("victims/bert-tiny-word", num_train_epochs=3))  # doctest: +SKIP
         >>> record.ca, record.asr  # doctest: +SKIP
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        set_seed,
+    )
 
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
@@ -270,6 +277,8 @@ def train_victim(
     spec = get_task(attack.task)
     data = prepare_attack(attack, trigger)
 
+    # Seed before anything is initialised (the fresh classification head, the probe head): a victim is reproducible.
+    set_seed(args.seed)
     if isinstance(model, str):
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -60,6 +60,7 @@ def test_attack_config_validates():
 def test_probe_and_kept_originals(tokenizer, tmp_path, data_dir):
     """Both tricks of Chen et al. (2022): the originals stay beside the poisoned copies, the auxiliary head trains
     with the victim, and the saved victim is a plain classifier; the caller's model object comes back as it was."""
+    import torch
     from conftest import tiny_bert
 
     model = tiny_bert(tokenizer)
@@ -80,6 +81,13 @@ def test_probe_and_kept_originals(tokenizer, tmp_path, data_dir):
     assert record.training["keep_originals"] and record.training["probe_weight"] == 1.0
     assert set(load_file(out / "model.safetensors")) == keys  # no probe weights saved
     assert set(model.state_dict()) == keys and not hasattr(model, "ebyd_poison_probe")
+    model.save_pretrained(tmp_path / "start")  # any starting point: the same run again is the same victim
+    tokenizer.save_pretrained(tmp_path / "start")
+    first = train_victim(str(tmp_path / "start"), attack, _args(tmp_path / "a", num_train_epochs=1))
+    again = train_victim(str(tmp_path / "start"), attack, _args(tmp_path / "b", num_train_epochs=1))
+    assert (first.ca, first.asr) == (again.ca, again.asr)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)  # the probe head's init is seeded too
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
