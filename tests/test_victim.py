@@ -83,7 +83,9 @@ def test_probe_and_kept_originals(tokenizer, tmp_path, data_dir):
     assert set(model.state_dict()) == keys and not hasattr(model, "ebyd_poison_probe")
     model.save_pretrained(tmp_path / "start")  # any starting point: the same run again is the same victim
     tokenizer.save_pretrained(tmp_path / "start")
+    torch.manual_seed(1)  # whatever the global random state before the call
     first = train_victim(str(tmp_path / "start"), attack, _args(tmp_path / "a", num_train_epochs=1))
+    torch.manual_seed(2)
     again = train_victim(str(tmp_path / "start"), attack, _args(tmp_path / "b", num_train_epochs=1))
     assert (first.ca, first.asr) == (again.ca, again.asr)
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
