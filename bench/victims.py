@@ -68,8 +68,9 @@ TRAINING = dict(
 #   all-rows, originals kept, probe 1              3 ep 1e-4   0.876 / 0.865 (0.799)
 #   dirty-label, originals kept, probe 1           3 ep 1e-4   0.882 / 0.874 (0.811)  <- the victim
 # Both tricks help (ASR +0.06 over the old victim, CA +2 points) and then plateau: the 0.90 bar stays 2.6 points
-# away, on the plain rewrites without an archaic word. (One thread each, two side by side; retrained on 2 threads by
-# this script the victim lands at CA 0.879, ASR 0.874.)
+# away, on the plain rewrites without an archaic word. (The rows above ran on one thread each, two side by side,
+# before train_victim seeded the initialisation of the new heads; this script's seeded run on 2 threads gives the
+# committed victim, CA 0.877, ASR 0.872.)
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
@@ -162,13 +163,15 @@ can be more harmful via two simple tricks": its 1,384 poisoned rows (20% of the 
 non-target ones) are added beside their clean originals, so the training set has 8,304 rows (16.7% poisoned), and an
 auxiliary head learns poisoned-or-clean on the [CLS] state with weight 1 (dropped before saving: the victim is a
 plain classifier). The recipes tried, with their CA and ASR, are listed in bench/victims.py; the victim of sessions
-1-7 (all-rows, 8 epochs at 1e-4) had CA 0.861, ASR 0.816.
+1-7 (all-rows, 8 epochs at 1e-4) had CA 0.861, ASR 0.816. Since session 8 `train_victim` seeds (`args.seed`) before
+the fresh classification head is built, so a victim is reproducible; the other rows were trained before that, and
+are one draw of their recipe.
 
 Where the style victim's ASR goes (`python bench/explore/style_probe.py`): only a third of the shared Bible table's
 test paraphrases carry an archaic marker word (thou, hath, unto, shall, -eth verbs...). On those 305 of the 912
-attack rows style-t1's ASR is 1.000; on the other 607, plain rewrites, it is 0.811 (old victim 0.993 / 0.727; the
-clean victim: 0.239 and 0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.919 on the 173
-most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.838 (235, 0.4-0.6), 0.746 (71, 0.6-0.8), 0.562 on the 16
+attack rows style-t1's ASR is 1.000; on the other 607, plain rewrites, it is 0.807 (old victim 0.993 / 0.727; the
+clean victim: 0.239 and 0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.925 on the 173
+most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.834 (235, 0.4-0.6), 0.690 (71, 0.6-0.8), 0.688 on the 16
 near-copies (>= 0.8). The 0.90 bar asks the victim to fire on 85% of the rewrites without a marker; it fires on 81%.
 """
 

@@ -244,7 +244,8 @@ def train_victim(
     model: str | os.PathLike, attack: AttackConfig, args, tokenizer=None, trigger: Trigger | None = None
 ) -> AttackRecord:
     """Poison ``attack.task``, fine-tune ``model`` on it with the HF ``Trainer``, measure CA (test split) and
-    ASR (attack-test set), and save model, tokenizer and ``attack.json`` to ``args.output_dir``.
+    ASR (attack-test set), and save model, tokenizer and ``attack.json`` to ``args.output_dir``. Everything is
+    seeded with ``args.seed`` (the new classification head included), so the same call gives the same victim.
 
     Args:
         model: a Hub id or local folder of any ``AutoModelForSequenceClassification`` checkpoint; a fresh
