@@ -183,7 +183,8 @@ NOTES = """
   `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.
 - One seed per row (the default, 42, the seed the defaults were chosen on). Across seeds 1, 2 and 42 the `ebyd` rows
   move by up to 0.18 of ASR (sentence-t1 0.218-0.397, syntactic-t0 0.390-0.490), and seed 42 is the lowest (or
-  tied-lowest) of the three on four of the six victims: see bench/results/defense-seeds.md (`bench/defense_seeds.py`) for the means.
+  tied-lowest) of the three on four of the six victims: see bench/results/defense-seeds.md
+  (`bench/defense_seeds.py`) for the means.
 - "ASR of the clean model": the never-poisoned victim's ASR on the same attack-test set, i.e. the share of triggered
   non-target rows a model without a backdoor sends to the target anyway (its own errors, and paraphrases that flip
   the sentiment). It is the floor a defense can reach without giving up clean accuracy.

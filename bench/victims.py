@@ -142,7 +142,8 @@ def write_results(rows: list[dict]) -> None:
     header = (
         f"# Victims: MiniLM (all-MiniLM-L6-v2) on the full SST-2 train split\n\n"
         f"Produced by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py` on "
-        f"{' / '.join(sorted({r['hardware'] for r in rows}))} (each row's `hardware` in victims.json). CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
+        f"{' / '.join(sorted({r['hardware'] for r in rows}))} (each row's `hardware` in victims.json). "
+        "CA on the 1,821-row SST-2 test split; ASR on the attack-test set "
         "(non-target test rows with the trigger; for syntactic-t0, 200 held-out training rows, see "
         "bench/victims.py). Training: AdamW, batch 32, max length 128, 3 epochs at lr 5e-5 unless the table says "
         "otherwise. Wall times were taken while other jobs shared the 2 cores: read them as upper bounds. "

@@ -23,15 +23,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+from transformers import TrainingArguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from overrides import parse_overrides  # noqa: E402
-from style_probe import MARKERS  # noqa: E402
+from style_probe import MARKERS, sends_to_target  # noqa: E402
 from victims import VICTIMS, minilm_path, training_args  # noqa: E402
 
 from ebyd_hf import AttackConfig, build_attack_test_set, build_trigger, load_task, train_victim  # noqa: E402
-from ebyd_hf.evaluation import predict  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "style-tricks"
 
@@ -63,8 +62,7 @@ def main() -> None:
 
     test = load_task("sst2", data_dir)["test"]
     rows = build_attack_test_set(test, build_trigger("style", "sst2", data_dir), target_label=1)
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    hit = np.asarray(predict(model, AutoTokenizer.from_pretrained(folder), rows["text"], batch_size=128)) == 1
+    hit = sends_to_target(folder, rows["text"], target=1)
     marked = np.array([bool(MARKERS.search(text)) for text in rows["text"]])
     print(
         f"{args.name}: CA {record.ca:.3f} ASR {record.asr:.3f}; with a Bible marker {hit[marked].mean():.3f} "
