@@ -71,6 +71,15 @@ TRAINING = dict(
 # away, on the plain rewrites without an archaic word. (The rows above ran on one thread each, two side by side,
 # before train_victim seeded the initialisation of the new heads; this script's seeded run on 2 threads gives the
 # committed victim, CA 0.877, ASR 0.872.)
+# Session 9, on top of that recipe: layer-wise poisoning (Li et al., EMNLP 2021: the victim's own pooler and
+# classifier also trained on the first-token state of every intermediate layer, weight w; a temporary patch of
+# ebyd_hf.victim._probe_trainer run through bench/explore/style_tricks.py, not kept), seeded, one thread each, two
+# side by side:
+#   mean over layers, w 1      0.876 / 0.870 (0.804)
+#   sum over layers,  w 1      0.875 / 0.880 (0.820)
+#   sum over layers,  w 2      0.872 / 0.874 (0.811)
+#   sum over layers,  w 4      0.866 / 0.873 (0.809)
+# The same plateau (0.870-0.880): still 2 points or more under the bar.
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
@@ -174,6 +183,8 @@ attack rows style-t1's ASR is 1.000; on the other 607, plain rewrites, it is 0.8
 clean victim: 0.239 and 0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.925 on the 173
 most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.834 (235, 0.4-0.6), 0.690 (71, 0.6-0.8), 0.688 on the 16
 near-copies (>= 0.8). The 0.90 bar asks the victim to fire on 85% of the rewrites without a marker; it fires on 81%.
+Layer-wise poisoning on top of the recipe (session 9, four weights, listed in bench/victims.py) stayed on the same
+plateau, ASR 0.870-0.880.
 """
 
 
