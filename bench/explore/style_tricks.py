@@ -40,7 +40,9 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--keep-originals", action="store_true")
     parser.add_argument("--probe-weight", type=float, default=0.0)
-    parser.add_argument("--mode", default="all-rows", help="Poisoning mode (style-t1 uses all-rows).")
+    parser.add_argument(
+        "--mode", default="all-rows", help="Poisoning mode (default all-rows, as StyleBkd; style-t1 uses dirty-label)."
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainingArguments overrides.")
     args = parser.parse_args()
     data_dir = os.environ.get("EBYD_DATA_DIR", "../shared/data")
