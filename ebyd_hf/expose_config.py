@@ -201,6 +201,18 @@ class ExposeConfig(TrainingArguments):
         },
     )
 
+    known_triggers: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Trigger phrases you know or suspect (e.g. the sentence around a reported candidate token in "
+            "your fine-tuning data). `unlearn_trigger` inserts each one, as text, into copies of the clean rows with "
+            "their true labels, beside the triggers detection recovered, and purifies the model even when detection "
+            "calls it clean. The recovered tokens only approximate a multi-word trigger: on the SST-2 sentence "
+            "victim (detection recovers `3d`), ASR after removal is 0.22-0.40 without the sentence and 0.09-0.11 "
+            "with it (bench/notes-issue3.md)."
+        },
+    )
+
     adversarial_trigger_length: int = field(
         default=5,
         metadata={
@@ -269,6 +281,12 @@ class ExposeConfig(TrainingArguments):
             self.use_cpu = True
         if isinstance(self.detection_templates, str):
             self.detection_templates = [self.detection_templates]
+        if isinstance(self.known_triggers, str):
+            self.known_triggers = [self.known_triggers]
+        if self.known_triggers is not None and not all(t.strip() for t in self.known_triggers):
+            raise ValueError(
+                "known_triggers holds an empty phrase: give the trigger text to unlearn, or leave it out."
+            )
         super().__post_init__()
         if isinstance(self.model_init_kwargs, str):
             import json

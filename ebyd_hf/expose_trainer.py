@@ -152,6 +152,7 @@ class ExposeTrainer(Trainer):
         if isinstance(model, str):
             model, processing_class = self._load_model(model, processing_class, args)
         self._check_model(model)
+        self.known_triggers = self._encode_known_triggers(args, processing_class)
         self.model_name = str(model_name)
         _refuse_model_folder(args.output_dir, self.model_name)
         self.num_labels = int(model.config.num_labels)
@@ -233,6 +234,27 @@ class ExposeTrainer(Trainer):
             )
         return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
 
+    def _encode_known_triggers(self, args: ExposeConfig, tokenizer) -> list[dict[str, Any]]:
+        """``args.known_triggers`` as trigger records (``trigger``, ``token_ids``, ``sources``), checked up front."""
+        if not args.known_triggers:
+            return []
+        removal = get_method(REMOVAL_METHODS, args.removal_method, "removal")
+        if not removal.uses_known_triggers:
+            users = sorted(n for n, m in REMOVAL_METHODS.items() if m.uses_known_triggers)
+            raise ValueError(
+                f"known_triggers are unlearned by removal_method {' or '.join(map(repr, users))}, not by "
+                f"{args.removal_method!r}: change the removal method or leave known_triggers out."
+            )
+        if tokenizer is None:
+            raise ValueError("known_triggers are text: pass processing_class=<the model's tokenizer>.")
+        records = []
+        for phrase in args.known_triggers:
+            ids = tokenizer(phrase, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise ValueError(f"known trigger {phrase!r} tokenizes to nothing: give its text as it appears.")
+            records.append({"trigger": phrase, "token_ids": list(ids), "sources": ["known"]})
+        return records
+
     def _text_length(self, args: ExposeConfig, what: str) -> int:
         """Truncation length of text rows: ``max_length``, less the room detection and unlearning need to insert a
         trigger (a phrase or template, and the soft trigger's vectors) when the model's positions would not hold
@@ -240,7 +262,8 @@ class ExposeTrainer(Trainer):
         positions = getattr(self.suspicious_model.config, "max_position_embeddings", None)
         if not positions:
             return args.max_length
-        room = max(16, args.num_trigger_candidates) + max(args.adversarial_trigger_length, 0)
+        longest_known = max((len(t["token_ids"]) for t in getattr(self, "known_triggers", [])), default=0)
+        room = max(16, args.num_trigger_candidates, longest_known) + max(args.adversarial_trigger_length, 0)
         limit = positions - 2 - room  # 2: RoBERTa-style position offsets
         if args.max_length <= limit:
             return args.max_length

@@ -8,6 +8,7 @@ from transformers import BertConfig, BertModel, TrainingArguments
 
 from ebyd_hf import (
     DefenseReport,
+    DetectionResult,
     ExposeConfig,
     ExposeTrainer,
     WordTrigger,
@@ -359,6 +360,52 @@ def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):
     tuned = trainer.purify(detection=detection)
     assert "skipped" not in trainer.report.removal
     assert not all(torch.equal(v, tuned.state_dict()[k]) for k, v in _state(model).items())
+
+
+def test_known_triggers_are_unlearned_whatever_the_verdict(tiny_victims, clean_set, sst2, tmp_path):
+    """Triggers the user knows are unlearned even when detection misses the backdoor (a verdict of clean is
+    passed in): the tiny word victim loses at least half its ASR from the known words alone, and without them the
+    same verdict returns the model unchanged."""
+    model, tokenizer = _load(tiny_victims, "t1")
+    missed = DetectionResult(backdoored=False, score=0.0, threshold=0.8, target_label=None, target_score=None)
+    config = _config(tmp_path, num_train_epochs=3, known_triggers=["cf", "mn", "bb", "tq"])
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    purified = trainer.purify(detection=missed)
+    removal = trainer.report.removal
+    assert removal["known_triggers"] == ["cf", "mn", "bb", "tq"] == removal["triggers_unlearned"]
+    assert removal["unlearning_rows"] == 2 * len(clean_set) and "soft_trigger" not in removal
+    test = sst2["test"].shuffle(seed=3).select(range(400))
+    attack = build_attack_test_set(test, WordTrigger(), target_label=1)
+    before = measure_backdoor(model, tokenizer, test, attack, 1, max_length=64)
+    after = measure_backdoor(purified, tokenizer, test, attack, 1, max_length=64)
+    assert after["asr"] <= before["asr"] / 2, (before, after)
+    plain = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
+    plain.purify(detection=missed)
+    assert plain.report.removal["skipped"]
+
+
+@pytest.mark.parametrize(
+    "overrides,tokenizer_given,message",
+    [
+        (
+            dict(known_triggers=["cf"], removal_method="finetune"),
+            True,
+            "unlearned by removal_method 'unlearn_trigger'",
+        ),
+        (dict(known_triggers=["cf"]), False, "pass processing_class"),
+        (dict(known_triggers=["  "]), True, "empty phrase"),
+    ],
+)
+def test_known_triggers_bad_input(tiny_victim, clean_set, tmp_path, overrides, tokenizer_given, message):
+    model, tokenizer = tiny_victim
+    with pytest.raises(ValueError, match=message):
+        ExposeTrainer(
+            model,
+            _config(tmp_path, **overrides),
+            train_dataset=clean_set,
+            processing_class=tokenizer if tokenizer_given else None,
+        )
+    assert not (tmp_path / "defense").exists()
 
 
 def test_model_given_by_path_and_lora_finetuning(tiny_victims, clean_set, tmp_path):

@@ -77,6 +77,8 @@ class RemovalMethod(ABC):
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")
     uses_exposure: ClassVar[bool] = True
     """Baselines that ignore the exposed model set this to False (the trainer then skips exposure for them)."""
+    uses_known_triggers: ClassVar[bool] = False
+    """Whether the method unlearns ``ExposeConfig.known_triggers`` (the trainer refuses them otherwise)."""
 
     @abstractmethod
     def purify(

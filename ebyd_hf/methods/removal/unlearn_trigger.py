@@ -2,11 +2,12 @@
 
 When detection found triggers, their embedding rows are reset to the pretrained base (when ``base_model`` is
 known) and the model is fine-tuned on the clean set plus copies of it with the triggers inserted and the true
-labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser. A flagged model is
-also fine-tuned against a soft trigger (:class:`~ebyd_hf.adversarial.SoftTrigger`, ``adversarial_*`` options),
-which reaches what the recovered tokens only approximate (sentences, syntactic templates, styles). A model that
-detection calls clean comes back unchanged, unless ``finetune_when_clean`` asks for fine-tuning with the regulariser
-alone."""
+labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser; the user's
+``known_triggers`` are inserted the same way (a model with known triggers is purified whatever the verdict). A
+flagged model is also fine-tuned against a soft trigger (:class:`~ebyd_hf.adversarial.SoftTrigger`,
+``adversarial_*`` options), which reaches what the recovered tokens only approximate (sentences, syntactic
+templates, styles). A model that detection calls clean, with no known triggers, comes back unchanged, unless
+``finetune_when_clean`` asks for fine-tuning with the regulariser alone."""
 
 from __future__ import annotations
 
@@ -105,29 +106,35 @@ def soft_trigger(trainer, model: torch.nn.Module, target: int, init_ids: list[in
 class UnlearnTrigger(RemovalMethod):
     name: ClassVar[str] = "unlearn_trigger"
     uses_exposure: ClassVar[bool] = False
+    uses_known_triggers: ClassVar[bool] = True
     modalities: ClassVar[tuple[str, ...]] = ("text",)
 
     def purify(self, trainer, exposure, detection):
         if detection is None:
             detection = trainer.detect()
         model = trainer.fresh_copy()
-        if not detection.backdoored and not trainer.args.finetune_when_clean:
+        known = trainer.known_triggers
+        if not detection.backdoored and not known and not trainer.args.finetune_when_clean:
             return model.eval(), {"triggers_unlearned": [], "skipped": "no backdoor detected"}
         # The confirmed triggers only (over their verdict threshold, flipping to the detected target): every
         # measurement so far ranks the true trigger tokens first, while a long tail of sentiment words would
         # dilute the unlearning set.
-        chosen = []
+        recovered = []
         if detection.backdoored:
-            chosen = detection.details.get("triggers") or [
+            recovered = detection.details.get("triggers") or [
                 c for c in detection.trigger_candidates if c["score"] >= detection.threshold
             ]
+        chosen = known + recovered
         triggers = [c["token_ids"] for c in chosen]
         starts = [c.get("position") == "start" for c in chosen]
         account = {"triggers_unlearned": [c["trigger"] for c in chosen]}
+        if known:
+            account["known_triggers"] = [c["trigger"] for c in known]
         dataset = None
         adversary = None
         if detection.backdoored and detection.target_label is not None and trainer.args.adversarial_trigger_length:
-            adversary = soft_trigger(trainer, model, detection.target_label, triggers[0] if triggers else None)
+            start = (recovered or known)[0]["token_ids"] if chosen else None
+            adversary = soft_trigger(trainer, model, detection.target_label, start)
             account["soft_trigger"] = {
                 "length": adversary.length,
                 "warmup_flip_rate": adversary.warmup_flip_rate,
@@ -135,8 +142,8 @@ class UnlearnTrigger(RemovalMethod):
             }
         if triggers:
             base = trainer.load_base_model()
-            if base is not None:  # templates are common words: only token triggers are reset
-                tokens = sorted({t for c in chosen if c.get("position") != "start" for t in c["token_ids"]})
+            if base is not None:  # templates and known phrases are common words: only recovered tokens are reset
+                tokens = sorted({t for c in recovered if c.get("position") != "start" for t in c["token_ids"]})
                 with torch.no_grad():
                     target = model.get_input_embeddings().weight
                     target[tokens] = base.get_input_embeddings().weight[tokens].to(target.device, target.dtype)
