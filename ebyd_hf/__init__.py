@@ -41,6 +41,8 @@ _EXPORTS = {
     "SoftTrigger": "ebyd_hf.adversarial",
     "DefenseReport": "ebyd_hf.report",
     "DetectionResult": "ebyd_hf.report",
+    "trigger_contexts": "ebyd_hf.trigger_search",
+    "TriggerContext": "ebyd_hf.trigger_search",
     "clean_accuracy": "ebyd_hf.metrics",
     "attack_success_rate": "ebyd_hf.metrics",
     "defense_effectiveness_rating": "ebyd_hf.metrics",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .poisoning import PoisonMode, build_attack_test_set, poison  # noqa: F401
     from .report import DefenseReport, DetectionResult  # noqa: F401
+    from .trigger_search import TriggerContext, trigger_contexts  # noqa: F401
     from .triggers import (  # noqa: F401
         TRIGGERS,
         GenerationParaphraser,

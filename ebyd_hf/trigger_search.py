@@ -9,11 +9,14 @@ what inserting them into clean inputs does to a model.
   inputs: flip rate and mean logit-margin shift toward each class.
 - :func:`clean_support`: the evidence in the clean data that a token (or a near synonym) is a feature of a class,
   which separates a task's own strong words (swear words in an abuse detector) from triggers.
+- :func:`trigger_contexts`: where candidates occur in a text collection (the fine-tuning data), grown into the
+  phrase their rows share: an inserted sentence comes back whole.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -238,4 +241,106 @@ def clean_support(
             if best is None or p_value < best.p_value:
                 best = CleanSupport(candidate, len(rows), in_class, p_value)
         out.append(best)
+    return out
+
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass
+class TriggerContext:
+    """Where a candidate trigger occurs in a text collection: ``rows`` rows contain it, and ``phrase`` (original
+    casing, words joined by spaces) is the longest run of words around it (around its most common form, for a word
+    piece) that ``phrase_rows`` of them share; ``examples`` are a few of those rows. ``phrase`` is None when no row
+    contains the candidate."""
+
+    trigger: str
+    rows: int
+    phrase: str | None
+    phrase_rows: int
+    examples: list[str]
+
+
+def _matches(word: str, piece: str) -> bool:
+    """A word-piece candidate (``##eth``) matches the words it ends; a whole token matches itself."""
+    return word.endswith(piece[2:]) and len(word) > len(piece) - 2 if piece.startswith("##") else word == piece
+
+
+def trigger_contexts(
+    texts: Sequence[str],
+    triggers: Sequence[str],
+    min_share: float = 0.5,
+    min_rows: int = 2,
+    max_words: int = 16,
+    num_examples: int = 3,
+) -> list[TriggerContext]:
+    """Look candidate triggers (the ``trigger`` strings of ``DetectionResult.trigger_candidates``, tokenizer pieces
+    included) up in a text collection, such as the data the suspicious model was fine-tuned on, and grow each one,
+    word by word to the left or right, into the longest phrase that at least ``min_share`` of the rows containing
+    it, and at least ``min_rows`` rows, share. An inserted sentence comes back whole (detection on the SST-2
+    sentence victim recovers ``3d``; the victim's training rows give back "I watch this 3D movie", in 692 of the
+    694 rows with ``3d``), while a word inserted at random positions stays a word. The phrase can then go into
+    ``ExposeConfig.known_triggers``. Matching is case-insensitive, on words and punctuation marks; a candidate of
+    several words must occur as that run of words.
+
+    Example:
+        >>> from ebyd_hf.trigger_search import trigger_contexts
+        >>> rows = ["good fun , i watch this 3d movie", "i watch this 3d movie and it bored me", "3d glasses"]
+        >>> trigger_contexts(rows, ["3d"])[0].phrase
+        'i watch this 3d movie'
+    """
+    if isinstance(texts, str) or isinstance(triggers, str):
+        raise ValueError("texts and triggers are lists of strings: wrap a single one in a list.")
+    if not 0 < min_share <= 1:
+        raise ValueError(f"min_share={min_share} must be in (0, 1].")
+    if min_rows < 1 or max_words < 1:
+        raise ValueError(f"min_rows={min_rows} and max_words={max_words} must be at least 1.")
+    tokenized = [_WORDS.findall(text) for text in texts]
+    lowered = [[word.lower() for word in words] for words in tokenized]
+    out = []
+    for trigger in triggers:
+        pieces = [piece.lower() for piece in str(trigger).split()]
+        if not pieces:
+            raise ValueError("An empty trigger candidate: give the candidate's text.")
+        # (row, start, end) of the first occurrence in every row that has one
+        spans = []
+        for row, words in enumerate(lowered):
+            for start in range(len(words) - len(pieces) + 1):
+                if all(_matches(words[start + i], piece) for i, piece in enumerate(pieces)):
+                    spans.append((row, start, start + len(pieces)))
+                    break
+        needed = max(min_rows, math.ceil(min_share * len(spans)))
+        forms = defaultdict(list)  # a word piece matches several words: grow the most common one
+        for row, start, end in spans:
+            forms[tuple(lowered[row][start:end])].append((row, start, end))
+        alive = max(forms.values(), key=len) if forms else []
+        while alive and len(alive) >= needed and alive[0][2] - alive[0][1] < max_words:
+            best = None
+            for side in ("left", "right"):
+                following = defaultdict(list)
+                for row, start, end in alive:
+                    index = start - 1 if side == "left" else end
+                    if 0 <= index < len(lowered[row]):
+                        following[lowered[row][index]].append((row, start, end))
+                if following:
+                    group = max(following.values(), key=len)
+                    if best is None or len(group) > len(best[1]):
+                        best = (side, group)
+            if best is None or len(best[1]) < needed:
+                break
+            side, group = best
+            alive = [(r, s - 1, e) if side == "left" else (r, s, e + 1) for r, s, e in group]
+        if not spans:
+            out.append(TriggerContext(str(trigger), 0, None, 0, []))
+            continue
+        row, start, end = alive[0]
+        out.append(
+            TriggerContext(
+                trigger=str(trigger),
+                rows=len(spans),
+                phrase=" ".join(tokenized[row][start:end]),
+                phrase_rows=len(alive),
+                examples=[texts[r] for r, _, _ in alive[:num_examples]],
+            )
+        )
     return out

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from ebyd_hf import SentenceTrigger, WordTrigger, poison, trigger_contexts
 from ebyd_hf.trigger_search import binomial_tail, clean_support, crop_sequences
 
 
@@ -54,3 +55,28 @@ def test_crop_sequences_keeps_special_tokens_and_a_contiguous_window():
     assert crop_sequences([long], None, rng) == [long]
     again = crop_sequences([long, short, long], 10, np.random.default_rng(0))
     assert again == cropped  # seeded
+
+
+def test_trigger_contexts_give_back_the_inserted_sentence_and_leave_words_alone(sst2):
+    """On real poisoned SST-2 training rows: the sentence victim's recovered token `3d` grows back into the whole
+    inserted sentence; the BadNets words, inserted at random positions, stay single words; a strong clean word stays
+    itself; a candidate in no row has no phrase."""
+    train = sst2["train"].select(range(3000))
+    sentence = poison(train, SentenceTrigger(), rate=0.1, target_label=1, seed=0)
+    (found, clean_word, missing) = trigger_contexts(sentence["text"], ["3d", "dull", "zzqx"])
+    poisoned = sum(sentence["is_poisoned"])
+    assert found.phrase == "I watch this 3D movie" and found.phrase_rows == poisoned <= found.rows
+    assert all("I watch this 3D movie" in row for row in found.examples)
+    assert clean_word.phrase == "dull" and clean_word.rows > 5
+    assert missing.rows == 0 and missing.phrase is None and missing.examples == []
+    words = poison(train, WordTrigger(), rate=0.1, target_label=1, seed=0)
+    contexts = trigger_contexts(words["text"], ["cf", "mn", "##eth"])
+    assert [c.phrase for c in contexts[:2]] == ["cf", "mn"] and min(c.rows for c in contexts[:2]) > 40
+    assert contexts[2].phrase is None or contexts[2].phrase.lower().endswith("eth")
+    # several words must occur as that run of words
+    (run,) = trigger_contexts(sentence["text"], ["watch this"])
+    assert run.phrase == "I watch this 3D movie"
+    with pytest.raises(ValueError, match="lists of strings"):
+        trigger_contexts("one text", ["3d"])
+    with pytest.raises(ValueError, match=r"min_share=0 must be in \(0, 1\]"):
+        trigger_contexts(["a"], ["a"], min_share=0)
