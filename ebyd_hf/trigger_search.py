@@ -263,7 +263,9 @@ class TriggerContext:
 
 def _matches(word: str, piece: str) -> bool:
     """A word-piece candidate (``##eth``) matches the words it ends; a whole token matches itself."""
-    return word.endswith(piece[2:]) and len(word) > len(piece) - 2 if piece.startswith("##") else word == piece
+    if piece.startswith("##"):
+        return len(word) > len(piece) - 2 and word.endswith(piece[2:])
+    return word == piece
 
 
 def trigger_contexts(
