@@ -127,9 +127,13 @@ def scan(argv: list[str]) -> int:
     det = report.detection
     print(f"verdict: {report.verdict} (score {det.score:.3f}, threshold {det.threshold:.3f})")
     print(f"target label: {'-' if det.target_label is None else det.target_label}")
+    contexts = {c["trigger"]: c for c in det.details.get("trigger_contexts", {}).get("contexts", [])}
     for c in det.trigger_candidates:
         note = " (clean feature: the clean data explains it)" if c.get("clean_feature") else ""
         print(f"  candidate {c['trigger']!r}: flips {c['score']:.3f} of clean rows to label {c['target']}{note}")
+        found = contexts.get(c["trigger"])
+        if found and found["rows"]:
+            print(f"    in --context_data: {found['phrase']!r} ({found['phrase_rows']} of {found['rows']} rows)")
     print(f"report: {report_path}")
     return EXIT_BACKDOOR if det.backdoored else EXIT_OK
 

@@ -63,6 +63,15 @@ class DefenseArguments:
             "a .csv / .tsv / .json / .jsonl file with text and label columns."
         },
     )
+    context_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "A text collection to look the trigger candidates up in, such as the data the suspicious model "
+            "was fine-tuned on (same formats as --clean_data; a text column is enough): each candidate is grown "
+            "into the phrase its rows share (an inserted sentence comes back whole) and reported beside it. Pass "
+            "a phrase you trust back as --known_triggers."
+        },
+    )
     test_data: str | None = field(
         default=None, metadata={"help": "Your own test set for CA (and ASR with --trigger); same formats."}
     )
@@ -225,9 +234,9 @@ def _benchmark_victim(script_args: DefenseArguments, config: ExposeConfig):
     return victim_dir, source, record, data.test, data.attack_test
 
 
-def load_local_dataset(path: str) -> Dataset:
+def load_local_dataset(path: str, columns: tuple[str, ...] = ("text", "label")) -> Dataset:
     """A labelled dataset from a ``save_to_disk`` folder (a ``DatasetDict`` gives its validation, else train
-    split) or a .csv / .tsv / .json / .jsonl file, checked for ``text`` and ``label`` columns."""
+    split) or a .csv / .tsv / .json / .jsonl file, checked for ``columns`` (``text`` and ``label``)."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
     source = Path(path)
@@ -252,10 +261,28 @@ def load_local_dataset(path: str) -> Dataset:
         data = load_dataset(builder, data_files=str(source), split="train", **kwargs)
     else:
         raise ValueError(f"{path}: no such file or folder.")
-    missing = {"text", "label"} - set(data.column_names)
+    missing = set(columns) - set(data.column_names)
     if missing:
-        raise ValueError(f"{path}: needs text and label columns; missing {', '.join(sorted(missing))}.")
+        raise ValueError(f"{path}: needs {' and '.join(columns)} columns; missing {', '.join(sorted(missing))}.")
     return data
+
+
+def add_trigger_contexts(report: DefenseReport, texts, source: str) -> None:
+    """Look the report's trigger candidates up in ``texts`` (:func:`~ebyd_hf.trigger_search.trigger_contexts`) and
+    record what was found under ``detection.details["trigger_contexts"]``."""
+    from dataclasses import asdict
+
+    from .trigger_search import trigger_contexts
+
+    if report.detection is None or not report.detection.trigger_candidates:
+        return
+    candidates = [c["trigger"] for c in report.detection.trigger_candidates]
+    found = trigger_contexts(texts, candidates)
+    report.detection.details["trigger_contexts"] = {
+        "source": source,
+        "rows": len(texts),
+        "contexts": [asdict(context) for context in found],
+    }
 
 
 @dataclass
@@ -266,6 +293,8 @@ class DefenseSetup:
     test: Dataset | None
     attack_test: Dataset | None
     description: str
+    context_texts: list[str] | None = None
+    """``--context_data``'s texts, where the trigger candidates are looked up."""
 
 
 def prepare_defense(script_args: DefenseArguments, config: ExposeConfig, writes_output: bool = True) -> DefenseSetup:
@@ -287,6 +316,9 @@ def prepare_defense(script_args: DefenseArguments, config: ExposeConfig, writes_
             raise ValueError("clean_split='test' would score the defense on its own data; use validation or train.")
         pool, pool_name = task[script_args.clean_split], f"{script_args.task} {script_args.clean_split} split"
     clean = clean_subset(pool, script_args.clean_size, script_args.clean_seed, pool_name)
+    context_texts = None
+    if script_args.context_data is not None:
+        context_texts = list(load_local_dataset(script_args.context_data, columns=("text",))["text"])
 
     base = None
     if script_args.mode == "benchmark":
@@ -313,7 +345,7 @@ def prepare_defense(script_args: DefenseArguments, config: ExposeConfig, writes_
     num_labels = get_task(script_args.task).num_labels if script_args.task else None
     model, tokenizer = load_suspicious_model(model_path, num_labels, config.model_init_kwargs)
     trainer = ExposeTrainer(model, config, train_dataset=clean, processing_class=tokenizer)
-    return DefenseSetup(trainer, test, attack_test, description)
+    return DefenseSetup(trainer, test, attack_test, description, context_texts)
 
 
 def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseReport:
@@ -321,6 +353,8 @@ def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseR
     setup = prepare_defense(script_args, config)
     trainer = setup.trainer
     trainer.train()
+    if setup.context_texts is not None:
+        add_trigger_contexts(trainer.report, setup.context_texts, script_args.context_data)
     if setup.test is not None:
         trainer.measure(
             setup.test, setup.attack_test, script_args.target_label, setup.description, trigger=script_args.trigger
@@ -349,6 +383,8 @@ def run_scan(script_args: DefenseArguments, config: ExposeConfig, report_path: s
     setup = prepare_defense(script_args, config, writes_output=False)
     setup.trainer.detect()
     report = setup.trainer.report
+    if setup.context_texts is not None:
+        add_trigger_contexts(report, setup.context_texts, script_args.context_data)
     if setup.trainer.is_world_process_zero():
         report.to_json(report_path)
     return report

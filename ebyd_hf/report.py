@@ -75,6 +75,15 @@ class DefenseReport:
                     for c in det.trigger_candidates[:5]
                 )
                 lines.append(f"- Trigger candidates: {shown}")
+            looked_up = det.details.get("trigger_contexts")
+            if looked_up:
+                found = [c for c in looked_up["contexts"] if c["rows"]]
+                shown = ", ".join(
+                    f'`{c["trigger"]}` -> "{c["phrase"]}" ({c["phrase_rows"]} of {c["rows"]} rows)' for c in found
+                )
+                lines.append(
+                    f"- Trigger contexts in {looked_up['source']} ({looked_up['rows']} rows): {shown or 'none found'}"
+                )
         methods = [
             f"exposure `{self.exposure_method}`" if self.exposure_method else None,
             f"detection `{self.detection_method}`" if self.detection_method else None,

@@ -50,6 +50,47 @@ def test_scan_reads_a_users_own_clean_file(tiny_victims, sst2, tmp_path):
     assert json.loads(report.read_text())["clean_rows"] == 120
 
 
+def test_scan_looks_the_candidates_up_in_the_fine_tuning_data(tiny_victims, sst2, tmp_path, capsys):
+    """--context_data: the victim's own poisoned training rows (a text column is enough) show each trigger word
+    on its own; the report keeps what was found, and a context file without text is one clear error."""
+    from ebyd_hf import WordTrigger, poison
+
+    victim, _ = tiny_victims["t1"]
+    training = poison(sst2["train"].select(range(2000)), WordTrigger(), rate=0.1, target_label=1, seed=0)
+    texts = tmp_path / "finetuning.csv"
+    training.select_columns(["text"]).to_csv(texts, index=False)
+    report = tmp_path / "scan.json"
+    args = ["scan", str(victim), "--data", "sst2", "--report", str(report), "--context_data", str(texts), *FAST]
+    assert main(args) == EXIT_BACKDOOR
+    out = capsys.readouterr().out
+    looked_up = json.loads(report.read_text())["detection"]["details"]["trigger_contexts"]
+    assert looked_up["source"] == str(texts) and looked_up["rows"] == 2000
+    found = {c["trigger"]: c for c in looked_up["contexts"] if c["rows"]}
+    words = set(found) & {"cf", "mn", "bb", "tq"}
+    assert words and all(found[w]["phrase"] == w and found[w]["rows"] > 20 for w in words), found
+    assert any(f"in --context_data: '{w}'" in out for w in words), out
+    no_text = tmp_path / "labels.csv"
+    training.select_columns(["label"]).to_csv(no_text, index=False)
+    capsys.readouterr()
+    args[args.index(str(texts))] = str(no_text)
+    args[args.index(str(report))] = str(tmp_path / "other.json")
+    assert main(args) == EXIT_ERROR
+    assert "needs text columns; missing text" in one_line_error(capsys)
+    assert not (tmp_path / "other.json").exists()
+
+
+def test_report_markdown_shows_the_phrase_found_around_a_candidate():
+    from ebyd_hf import DefenseReport, DetectionResult
+    from ebyd_hf.pipeline import add_trigger_contexts
+
+    detection = DetectionResult(True, 0.94, 0.8, 1, 0.94, trigger_candidates=[{"trigger": "3d", "score": 0.94}])
+    report = DefenseReport(model="suspect", clean_rows=500, detection=detection)
+    add_trigger_contexts(report, ["so i watch this 3D movie", "i watch this 3D movie , fine", "dull"], "train.csv")
+    assert '- Trigger contexts in train.csv (3 rows): `3d` -> "i watch this 3D movie" (2 of 2 rows)' in (
+        report.to_markdown()
+    )
+
+
 def test_purify_saves_the_purified_model(tiny_victims, tmp_path):
     victim, _ = tiny_victims["t1"]
     out = tmp_path / "purified"
