@@ -67,9 +67,9 @@ class DefenseArguments:
         default=None,
         metadata={
             "help": "A text collection to look the trigger candidates up in, such as the data the suspicious model "
-            "was fine-tuned on (same formats as --clean_data; a text column is enough): each candidate is grown "
-            "into the phrase its rows share (an inserted sentence comes back whole) and reported beside it. Pass "
-            "a phrase you trust back as --known_triggers."
+            "was fine-tuned on (same formats as --clean_data, a saved DatasetDict giving its train split; a text "
+            "column is enough): each candidate is grown into the phrase its rows share (an inserted sentence comes "
+            "back whole) and reported beside it. Pass a phrase you trust back as --known_triggers."
         },
     )
     test_data: str | None = field(
@@ -234,18 +234,21 @@ def _benchmark_victim(script_args: DefenseArguments, config: ExposeConfig):
     return victim_dir, source, record, data.test, data.attack_test
 
 
-def load_local_dataset(path: str, columns: tuple[str, ...] = ("text", "label")) -> Dataset:
-    """A labelled dataset from a ``save_to_disk`` folder (a ``DatasetDict`` gives its validation, else train
-    split) or a .csv / .tsv / .json / .jsonl file, checked for ``columns`` (``text`` and ``label``)."""
+def load_local_dataset(
+    path: str, columns: tuple[str, ...] = ("text", "label"), splits: tuple[str, ...] = ("validation", "train", "test")
+) -> Dataset:
+    """A labelled dataset from a ``save_to_disk`` folder (a ``DatasetDict`` gives the first of ``splits`` it has:
+    validation, else train) or a .csv / .tsv / .json / .jsonl file, checked for ``columns`` (``text`` and
+    ``label``)."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
     source = Path(path)
     if source.is_dir():
         data = load_from_disk(str(source))
         if isinstance(data, DatasetDict):
-            split = next((s for s in ("validation", "train", "test") if s in data), None)
+            split = next((s for s in splits if s in data), None)
             if split is None:
-                raise ValueError(f"{path}: the saved DatasetDict has no validation/train/test split.")
+                raise ValueError(f"{path}: the saved DatasetDict has no {'/'.join(splits)} split.")
             data = data[split]
     elif source.is_file():
         suffix = source.suffix.lower()
@@ -318,7 +321,8 @@ def prepare_defense(script_args: DefenseArguments, config: ExposeConfig, writes_
     clean = clean_subset(pool, script_args.clean_size, script_args.clean_seed, pool_name)
     context_texts = None
     if script_args.context_data is not None:
-        context_texts = list(load_local_dataset(script_args.context_data, columns=("text",))["text"])
+        context = load_local_dataset(script_args.context_data, ("text",), ("train", "validation", "test"))
+        context_texts = list(context["text"])
 
     base = None
     if script_args.mode == "benchmark":
