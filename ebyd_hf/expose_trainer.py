@@ -262,7 +262,7 @@ class ExposeTrainer(Trainer):
         positions = getattr(self.suspicious_model.config, "max_position_embeddings", None)
         if not positions:
             return args.max_length
-        longest_known = max((len(t["token_ids"]) for t in getattr(self, "known_triggers", [])), default=0)
+        longest_known = max((len(t["token_ids"]) for t in self.known_triggers), default=0)
         room = max(16, args.num_trigger_candidates, longest_known) + max(args.adversarial_trigger_length, 0)
         limit = positions - 2 - room  # 2: RoBERTa-style position offsets
         if args.max_length <= limit:

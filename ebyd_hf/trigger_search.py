@@ -311,12 +311,15 @@ def trigger_contexts(
                 if all(_matches(words[start + i], piece) for i, piece in enumerate(pieces)):
                     spans.append((row, start, start + len(pieces)))
                     break
+        if not spans:
+            out.append(TriggerContext(str(trigger), 0, None, 0, []))
+            continue
         needed = max(min_rows, math.ceil(min_share * len(spans)))
         forms = defaultdict(list)  # a word piece matches several words: grow the most common one
         for row, start, end in spans:
             forms[tuple(lowered[row][start:end])].append((row, start, end))
-        alive = max(forms.values(), key=len) if forms else []
-        while alive and len(alive) >= needed and alive[0][2] - alive[0][1] < max_words:
+        alive = max(forms.values(), key=len)
+        while len(alive) >= needed and alive[0][2] - alive[0][1] < max_words:
             best = None
             for side in ("left", "right"):
                 following = defaultdict(list)
@@ -332,9 +335,6 @@ def trigger_contexts(
                 break
             side, group = best
             alive = [(r, s - 1, e) if side == "left" else (r, s, e + 1) for r, s, e in group]
-        if not spans:
-            out.append(TriggerContext(str(trigger), 0, None, 0, []))
-            continue
         row, start, end = alive[0]
         out.append(
             TriggerContext(
