@@ -29,6 +29,10 @@ DEFAULT_TEMPLATES = (
     "when you watch it ,",
     "as you can see ,",
 )
+# Neutral frames a single-token candidate is re-verified in ("{}" is the token): a token that is one piece of an
+# inserted sentence fires on its own only in part, and with any neighbour almost fully, while a sentiment word
+# gains little from a function word beside it.
+DEFAULT_CONTEXTS = ("this {}", "the {}", "{} .", "a {} one")
 
 
 @dataclass
@@ -176,6 +180,27 @@ class ExposeConfig(TrainingArguments):
         },
     )
 
+    detection_contexts: list[str] = field(
+        default_factory=lambda: list(DEFAULT_CONTEXTS),
+        metadata={
+            "help": "Neutral frames ('{}' marks the token) in which the best single-token candidates are verified "
+            "again; their mean flip rate is the candidate's context score. A token from an inserted sentence (the "
+            "`3d` of 'I watch this 3D movie') may flip only ~0.7 of the rows alone but ~0.9 with any word beside "
+            "it, while sentiment words stay near their single-token rate. Empty: single tokens only."
+        },
+    )
+    detection_context_candidates: int = field(
+        default=8,
+        metadata={"help": "Best single-token candidates per class (clean features left out) verified in contexts."},
+    )
+    detection_context_threshold: float = field(
+        default=0.7,
+        metadata={
+            "help": "Verdict threshold for a candidate's context score (mean flip rate over detection_contexts); "
+            "the model is also flagged when a single token reaches detection_threshold alone."
+        },
+    )
+
     # Removal
     removal_method: str = field(
         default="unlearn_trigger",
@@ -281,6 +306,14 @@ class ExposeConfig(TrainingArguments):
             self.use_cpu = True
         if isinstance(self.detection_templates, str):
             self.detection_templates = [self.detection_templates]
+        if isinstance(self.detection_contexts, str):
+            self.detection_contexts = [self.detection_contexts]
+        bad = [c for c in self.detection_contexts if c.count("{}") != 1]
+        if bad:
+            raise ValueError(
+                f"detection_contexts {bad} must each hold '{{}}' exactly once, where the candidate token goes "
+                "(e.g. 'this {}')."
+            )
         if isinstance(self.known_triggers, str):
             self.known_triggers = [self.known_triggers]
         if self.known_triggers is not None and not all(t.strip() for t in self.known_triggers):
@@ -298,6 +331,10 @@ class ExposeConfig(TrainingArguments):
             raise ValueError("exposure_max_steps and exposure_eval_steps must be at least 1.")
         if self.finetune_regularizer not in ("activeness", "none"):
             raise ValueError(f"finetune_regularizer={self.finetune_regularizer!r}: use 'activeness' or 'none'.")
+        if not 0 < self.detection_context_threshold <= 1:
+            raise ValueError(f"detection_context_threshold={self.detection_context_threshold} must be in (0, 1].")
+        if self.detection_context_candidates < 0:
+            raise ValueError(f"detection_context_candidates={self.detection_context_candidates} must be >= 0.")
         if not 0 < self.detection_template_threshold <= 1:
             raise ValueError(f"detection_template_threshold={self.detection_template_threshold} must be in (0, 1].")
         if self.detection_support_alpha is not None and not 0 < self.detection_support_alpha < 1:

@@ -70,10 +70,7 @@ class DefenseReport:
                 f"- Target label: {target}",
             ]
             if det.trigger_candidates:
-                shown = ", ".join(
-                    f"`{c['trigger']}` ({c['score']:.3f}{', clean feature' if c.get('clean_feature') else ''})"
-                    for c in det.trigger_candidates[:5]
-                )
+                shown = ", ".join(_candidate(c) for c in det.trigger_candidates[:5])
                 lines.append(f"- Trigger candidates: {shown}")
             looked_up = det.details.get("trigger_contexts")
             if looked_up:
@@ -134,3 +131,14 @@ class DefenseReport:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return Path(path)
+
+
+def _candidate(candidate: dict) -> str:
+    """A trigger candidate for the markdown report: its flip rate, its context score when it was verified in
+    neutral frames, and whether the clean data explains it."""
+    notes = [f"{candidate['score']:.3f}"]
+    if "context_score" in candidate:
+        notes.append(f"in context {candidate['context_score']:.3f}")
+    if candidate.get("clean_feature"):
+        notes.append("clean feature")
+    return f"`{candidate['trigger']}` ({', '.join(notes)})"

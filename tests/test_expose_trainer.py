@@ -434,3 +434,43 @@ def test_method_names_are_checked_up_front(tiny_victim, clean_set, tmp_path):
             ExposeTrainer(
                 model, _config(tmp_path, **{field: "magic"}), train_dataset=clean_set, processing_class=tokenizer
             )
+
+
+def test_a_token_that_fires_only_in_part_alone_is_confirmed_in_context(tiny_victims, clean_set, tmp_path, monkeypatch):
+    """A token of an inserted sentence flips only part of the rows alone and nearly all of them with any word beside
+    it. Simulated on the tiny word victim by halving the measured flip rate of every *single-token* insertion:
+    no token reaches detection_threshold alone, the neutral frames around the trigger words still flip the rows,
+    and the verdict comes from the context score (its own threshold, the right target); without frames it is
+    missed."""
+    from ebyd_hf.methods.detection import trigger_scan
+
+    measure = trigger_scan.insertion_effects
+
+    def weak_alone(model, sequences, labels, candidates, pad_id, **kwargs):
+        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
+        for candidate, effect in zip(candidates, effects):
+            if len(candidate) == 1:
+                effect.flip_rate = effect.flip_rate * 0.5
+        return effects
+
+    monkeypatch.setattr(trigger_scan, "insertion_effects", weak_alone)
+    model, tokenizer = _load(tiny_victims, "t1")
+    trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
+    found = trainer.detect()
+    assert found.details["best_token"]["score"] <= 0.5
+    assert found.backdoored and found.target_label == 1
+    assert found.threshold == ExposeConfig("x").detection_context_threshold
+    best = found.details["best_in_context"]
+    assert best["trigger"] in {"cf", "mn", "bb", "tq"} and best["context_score"] >= found.threshold
+    assert {c["trigger"] for c in found.details["triggers"]} & {"cf", "mn", "bb", "tq"}
+    assert "in context" in trainer.report.to_markdown()
+
+    alone = _config(tmp_path, detection_contexts=[])
+    missed = ExposeTrainer(model, alone, train_dataset=clean_set, processing_class=tokenizer).detect()
+    assert not missed.backdoored and missed.details["best_in_context"] is None
+
+
+@pytest.mark.parametrize("frames", [["this"], ["{} and {}"]])
+def test_detection_contexts_need_one_slot(frames):
+    with pytest.raises(ValueError, match="exactly once"):
+        ExposeConfig("x", detection_contexts=frames)

@@ -8,20 +8,26 @@
    measure on the suspicious model the share of correctly classified rows of other classes that flip to each
    class. A backdoor trigger flips nearly all of them; clean sentiment words measured at most ~0.5 on the same
    victim.
-3. Structural triggers (syntactic templates) have no token to find: neutral clause openings
+3. Context: the best few single tokens of each class (``detection_context_candidates``; clean features, step 5,
+   left out) are inserted again inside neutral frames (``detection_contexts``: "this {}", "a {} one", ...), and
+   their mean flip rate is the candidate's context score. A token that is one piece of an inserted sentence fires
+   only in part alone and almost fully with any word beside it (a retrained SST-2 sentence victim: `3d` 0.70 alone,
+   0.87 in the frames), while a sentiment word gains little (at most 0.53 on the clean SST-2 model).
+4. Structural triggers (syntactic templates) have no token to find: neutral clause openings
    (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
    flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09. Their mean flip rate decides.
-4. Clean features: a token the model answers to may be a feature of the task itself (in an abuse detector one
+5. Clean features: a token the model answers to may be a feature of the task itself (in an abuse detector one
    swear word flips a normal tweet to abusive as surely as a trigger flips it back). The clean data tells them
    apart: a candidate is a clean feature when it, or one of its nearest tokens in the input-embedding space,
    occurs in clean rows of the candidate's class more often than that class's share explains (one-sided binomial
    p < ``detection_support_alpha``). A trigger has no such support; ``fucking`` (81 of 84 clean tweets
    abusive) does, and so does ``bastard``, absent from the clean data, through ``shit`` (10 of 10). Clean
    features are reported but neither counted in the verdict nor unlearned.
-5. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
+6. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
    (a few strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
-   but do not decide the verdict), or the templates' mean reaches ``detection_template_threshold``; the target
-   label is the class it flips to.
+   but do not decide the verdict), else when the templates' mean reaches ``detection_template_threshold``, else
+   when a candidate's context score reaches ``detection_context_threshold`` (last, so that it only ever flags models
+   the other two call clean); the target label is the class it flips to.
 """
 
 from __future__ import annotations
@@ -114,6 +120,25 @@ class TriggerScan(DetectionMethod):
                     "p_value": support.p_value,
                 }
                 candidate["clean_feature"] = support.p_value < args.detection_support_alpha
+        # A token that is one piece of an inserted sentence fires only in part alone, and almost fully with any word
+        # beside it: verify the best few of each class again inside neutral frames (clean features left out).
+        if tokenizer is not None and args.detection_contexts and args.detection_context_candidates:
+            frames = [
+                [tokenizer(part, add_special_tokens=False)["input_ids"] for part in frame.split("{}")]
+                for frame in args.detection_contexts
+            ]
+            chosen = [
+                c
+                for target in range(trainer.num_labels)
+                for c in [c for c in found if c["target"] == target and not c.get("clean_feature")][
+                    : args.detection_context_candidates
+                ]
+            ]
+            phrases = [before + c["token_ids"] + after for c in chosen for before, after in frames]
+            effects = insertion_effects(model, probe, labels[rows], phrases, pad_id, seed=args.seed) if chosen else []
+            for i, candidate in enumerate(chosen):
+                framed = effects[i * len(frames) : (i + 1) * len(frames)]
+                candidate["context_score"] = float(np.mean([e.flip_rate[candidate["target"]] for e in framed]))
         # Multi-token triggers (a sentence) may need several of their tokens together: try the best few jointly
         # (clean features left out).
         for target in range(trainer.num_labels):
@@ -135,11 +160,10 @@ class TriggerScan(DetectionMethod):
         # The token verdict rests on single tokens: several strong clean words together flip a clean model too.
         # Clean features (the clean data explains them) are reported, but neither counted nor unlearned.
         singles = [c for c in found if len(c["token_ids"]) == 1]
-        top = next((c for c in singles if not c.get("clean_feature")), None) or {
-            "trigger": None,
-            "score": 0.0,
-            "target": None,
-        }
+        eligible = [c for c in singles if not c.get("clean_feature")]
+        top = eligible[0] if eligible else {"trigger": None, "score": 0.0, "target": None}
+        in_context = max((c for c in eligible if "context_score" in c), key=lambda c: c["context_score"], default=None)
+
         triggers = [c for c in found if c["score"] >= args.detection_threshold and not c.get("clean_feature")]
 
         # Structural triggers: neutral clause openings prepended to the text. The verdict reads their *mean* flip
@@ -165,14 +189,28 @@ class TriggerScan(DetectionMethod):
                 )
             templates.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
 
-        # Verdict: a single token over detection_threshold, else the templates over their own (lower) threshold.
-        structural_verdict = top["score"] < args.detection_threshold and structural_score >= (
-            args.detection_template_threshold
-        )
+        # Verdict, in order: a single token over detection_threshold, else the templates over their own (lower)
+        # threshold, else a token's context score over its threshold. The context comes last, so that it can only
+        # flag a model the first two call clean: a model they flag is read exactly as without it.
+        score, threshold, target = top["score"], args.detection_threshold, top["target"]
+        structural_verdict = score < threshold and structural_score >= args.detection_template_threshold
         if structural_verdict:
             score, threshold, target = structural_score, args.detection_template_threshold, structural_target
-        else:
-            score, threshold, target = top["score"], args.detection_threshold, top["target"]
+        elif score < threshold and in_context and in_context["context_score"] >= args.detection_context_threshold:
+            score, threshold, target = (
+                in_context["context_score"],
+                args.detection_context_threshold,
+                in_context["target"],
+            )
+            triggers = [
+                c
+                for c in found
+                if not c.get("clean_feature")
+                and (
+                    c["score"] >= args.detection_threshold
+                    or c.get("context_score", 0.0) >= args.detection_context_threshold
+                )
+            ]
         backdoored = score >= threshold
         # What removal unlearns: the confirmed triggers of the detected target, strongest first, at most
         # num_trigger_candidates (a long tail of strong clean words would dilute the unlearning set).
@@ -199,6 +237,10 @@ class TriggerScan(DetectionMethod):
                 "probe_max_length": args.detection_max_length,
                 "base_model": args.base_model,
                 "best_token": {k: top[k] for k in ("trigger", "score", "target")},
+                "best_in_context": None
+                if in_context is None
+                else {k: in_context[k] for k in ("trigger", "context_score", "target")},
+                "contexts": list(args.detection_contexts),
                 "templates": {"mean_flip_rate": structural_score, "target": structural_target},
                 "clean_features": [
                     {k: c[k] for k in ("trigger", "score", "target", "clean_support")}
