@@ -35,6 +35,7 @@ from ebyd_hf.metrics import attack_success_rate
 sys.path.insert(0, str(Path(__file__).parent))
 from overrides import parse_overrides  # noqa: E402
 from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
+from victims import victim_trigger  # noqa: E402
 
 HERE = Path(__file__).parent
 VICTIMS = HERE / ".cache" / "victims"
@@ -67,7 +68,7 @@ def attack_data(name: str, record: dict, data_dir: str):
         holdout_attack_rows=VICTIM_SPECS.get(name, {}).get("holdout_attack_rows", 0),
         data_dir=data_dir,
     )
-    prepared = prepare_attack(config)
+    prepared = prepare_attack(config, victim_trigger(name, config))
     return prepared.test, prepared.attack_test
 
 

@@ -22,6 +22,7 @@ import torch
 from transformers import TrainingArguments
 
 from ebyd_hf import AttackConfig, AttackRecord, train_victim
+from ebyd_hf.triggers import TRIGGERS
 
 HERE = Path(__file__).parent
 CACHE = HERE / ".cache" / "victims"
@@ -40,6 +41,13 @@ VICTIMS: dict[str, dict] = {
     "syntactic-t0": dict(trigger="syntactic", rate=0.175, target_label=0, mode="all-rows", holdout_attack_rows=200),
     "clean": dict(trigger=None, target_label=None),
 }
+# Held-out victims: attacks the defaults were never tuned on (added in session 11, after the defaults were frozen).
+# "sentence2-t1" inserts a sentence of common words only, with no rare token like "3d" for a scan to latch onto.
+HELD_OUT: dict[str, dict] = {
+    "sentence2-t1": dict(trigger="sentence", rate=0.1, target_label=1),
+}
+TRIGGER_ARGS: dict[str, dict] = {"sentence2-t1": dict(sentence="I watched it with my family last night")}
+VICTIMS |= HELD_OUT
 
 TRAINING = dict(
     num_train_epochs=3,
@@ -108,7 +116,16 @@ def train_or_load(name: str, model: str, data_dir: str, retrain: bool) -> Attack
     if folder.exists():
         shutil.rmtree(folder)  # our own cache: --retrain asked for it
     attack = AttackConfig(task="sst2", data_dir=data_dir, seed=0, **VICTIMS[name])
-    return train_victim(model, attack, training_args(folder, **TRAINING_OVERRIDES.get(name, {})))
+    return train_victim(
+        model, attack, training_args(folder, **TRAINING_OVERRIDES.get(name, {})), trigger=victim_trigger(name, attack)
+    )
+
+
+def victim_trigger(name: str, attack: AttackConfig):
+    """The trigger of a victim whose trigger is not its family's default (``TRIGGER_ARGS``), else None."""
+    if name not in TRIGGER_ARGS:
+        return None
+    return TRIGGERS[attack.trigger](seed=attack.seed, **TRIGGER_ARGS[name])
 
 
 def training_args(folder: Path, **overrides) -> TrainingArguments:
@@ -208,7 +225,7 @@ def main() -> None:
     if (RESULTS / "victims.json").exists():
         previous = {r["name"]: r for r in json.loads((RESULTS / "victims.json").read_text(encoding="utf-8"))}
     rows = []
-    for name in options.only or VICTIMS:
+    for name in options.only or [name for name in VICTIMS if name not in HELD_OUT]:
         cached = (victim_dir(name) / "attack.json").exists() and name not in options.retrain
         if options.cached_only and not cached:
             print(f"{name}: not cached, skipped")
