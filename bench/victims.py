@@ -5,7 +5,8 @@ and writes bench/results/victims.json and victims.md.
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/victims.py
 
 Victims are cached under bench/.cache/victims/<name>/ (model + attack.json) and reused by later runs and by
-the defense benchmarks; pass --retrain NAME to train one again (its cache folder is replaced).
+the defense benchmarks; pass --retrain NAME to train one again (its cache folder is replaced). Held-out victims
+(``HELD_OUT``, attacks the defaults were not tuned on) are trained only when named: --only sentence2-t1.
 """
 
 from __future__ import annotations

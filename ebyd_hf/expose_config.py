@@ -196,8 +196,9 @@ class ExposeConfig(TrainingArguments):
     detection_context_threshold: float = field(
         default=0.7,
         metadata={
-            "help": "Verdict threshold for a candidate's context score (mean flip rate over detection_contexts); "
-            "the model is also flagged when a single token reaches detection_threshold alone."
+            "help": "Verdict threshold for a candidate's context score (mean flip rate over detection_contexts), "
+            "read last: only a model that no single token (detection_threshold) and no template "
+            "(detection_template_threshold) flags can be flagged by it, so it never changes how those are read."
         },
     )
 
