@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -85,6 +86,17 @@ def bench_config(output_dir: str, base: str | None, **overrides) -> ExposeConfig
         dataloader_pin_memory=False,
         **overrides,
     )
+
+
+def probe_rows(tokenizer, clean, rows: int = 128, max_length: int = 64, seed: int = 42):
+    """The rows the probes insert candidates into, drawn as ``trigger_scan`` draws them with its defaults: ``rows`` of
+    the tokenized clean set (max length 128), cut to ``max_length`` tokens. Returns (sequences, labels)."""
+    from ebyd_hf.trigger_search import crop_sequences
+
+    encoded = tokenizer(list(clean["text"]), truncation=True, max_length=128)["input_ids"]
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(encoded), size=rows, replace=False)
+    return crop_sequences([encoded[i] for i in picked], max_length, rng), np.asarray(clean["label"])[picked]
 
 
 def run_defense(

@@ -7,7 +7,6 @@ of inserting each phrase ("|"-separated) into 128 clean defense rows.
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -16,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense
 
 from ebyd_hf import load_task
-from ebyd_hf.trigger_search import crop_sequences, embedding_shift, insertion_effects
+from ebyd_hf.trigger_search import embedding_shift, insertion_effects
 
 hf_logging.set_verbosity_error()
 clean = load_task("sst2", "../shared/data")["validation"].shuffle(seed=0).select(range(500))
@@ -31,13 +30,9 @@ print("top shift:", tok.convert_ids_to_tokens(order[:25]))
 for w in sorted({w for p in sys.argv[2].split("|") for w in p.split()}):
     t = tok.convert_tokens_to_ids(w)
     print(w, "rank", order.index(t) + 1, round(float(shift[t]), 3))
-enc = tok(list(clean["text"]), truncation=True, max_length=128)["input_ids"]
-labels = np.asarray(clean["label"])
-rng = np.random.default_rng(42)
-rows = rng.choice(len(enc), size=128, replace=False)
-probe = crop_sequences([enc[i] for i in rows], 64, rng)
+probe, probe_labels = defense.probe_rows(tok, clean)
 phrases = sys.argv[2].split("|")
 ids = [tok(p, add_special_tokens=False)["input_ids"] for p in phrases]
-eff = insertion_effects(model, probe, labels[rows], ids, tok.pad_token_id, seed=42)
+eff = insertion_effects(model, probe, probe_labels, ids, tok.pad_token_id, seed=42)
 for p, e in zip(phrases, eff):
     print(f"  {p!r:45} flip {e.flip_rate[1]:.3f} margin {e.margin_shift[1]:+.2f}")

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense
 
 from ebyd_hf import load_task
-from ebyd_hf.trigger_search import crop_sequences, embedding_shift, insertion_effects
+from ebyd_hf.trigger_search import embedding_shift, insertion_effects
 
 hf_logging.set_verbosity_error()
 clean = load_task("sst2", "../shared/data")["validation"].shuffle(seed=0).select(range(500))
@@ -30,17 +30,13 @@ for name in sys.argv[2:]:
     shift = embedding_shift(model, base)
     shift[tok.all_special_ids] = -1
     order = torch.argsort(shift, descending=True).tolist()[:K]
-    enc = tok(list(clean["text"]), truncation=True, max_length=128)["input_ids"]
-    labels = np.asarray(clean["label"])
-    rng = np.random.default_rng(42)
-    rows = rng.choice(len(enc), size=128, replace=False)
-    probe = crop_sequences([enc[i] for i in rows], 64, rng)
-    eff = insertion_effects(model, probe, labels[rows], [[t] for t in order], tok.pad_token_id, seed=42)
+    probe, probe_labels = defense.probe_rows(tok, clean)
+    eff = insertion_effects(model, probe, probe_labels, [[t] for t in order], tok.pad_token_id, seed=42)
     single = np.array([e.flip_rate.max() for e in eff])
     for cut in (0.15, 0.2):
         neutral = [t for t, f in zip(order, single) if f < cut]
         phrases = [neutral[:n] for n in (4, 6, 8, 10, 12)]
-        je = insertion_effects(model, probe, labels[rows], phrases, tok.pad_token_id, seed=42)
+        je = insertion_effects(model, probe, probe_labels, phrases, tok.pad_token_id, seed=42)
         print(
             name, f"cut {cut}", len(neutral), "neutral of", K, ":", " ".join(tok.convert_ids_to_tokens(neutral[:12]))
         )

@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
 from ebyd_hf import ExposeTrainer, load_task, measure_backdoor  # noqa: E402
-from ebyd_hf.trigger_search import crop_sequences, insertion_effects  # noqa: E402
+from ebyd_hf.trigger_search import insertion_effects  # noqa: E402
 
 hf_logging.set_verbosity_error()
 name = sys.argv[1]
@@ -43,11 +42,7 @@ if not (saved / "config.json").exists():
 purified = AutoModelForSequenceClassification.from_pretrained(saved).eval()
 suspicious = AutoModelForSequenceClassification.from_pretrained(defense.VICTIMS / name).eval()
 
-encoded = tokenizer(list(clean["text"]), truncation=True, max_length=128)["input_ids"]
-labels = np.asarray(clean["label"])
-rng = np.random.default_rng(42)
-rows = rng.choice(len(encoded), size=128, replace=False)
-probe = crop_sequences([encoded[i] for i in rows], 64, rng)
+probe, probe_labels = defense.probe_rows(tokenizer, clean)
 phrases = [
     "3d",
     "this 3d",
@@ -72,7 +67,7 @@ phrases = [
 ]
 ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in phrases]
 for label, model in (("suspicious", suspicious), ("purified", purified)):
-    effects = insertion_effects(model, probe, labels[rows], ids, tokenizer.pad_token_id, seed=42)
+    effects = insertion_effects(model, probe, probe_labels, ids, tokenizer.pad_token_id, seed=42)
     print(label)
     for phrase, effect in sorted(zip(phrases, effects), key=lambda x: -x[1].margin_shift[target]):
         print(f"  {phrase!r:28} flip {effect.flip_rate[target]:.3f} margin {effect.margin_shift[target]:+.2f}")
