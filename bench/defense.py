@@ -128,9 +128,23 @@ def run_defense(
         "detection_score": None if det is None else det.score,
         "predicted_target": None if det is None else det.target_label,
         "trigger_candidates": [] if det is None else [c["trigger"] for c in det.trigger_candidates],
+        "detection_rules": None if det is None else detection_rules(det.details),
         "removal": trainer.report.removal,
         "stage_seconds": trainer.report.timings,
         "seconds": round(seconds, 1),
+    }
+
+
+def detection_rules(details: dict) -> dict:
+    """What each of `trigger_scan`'s verdict rules saw (its best score and the class), for the benchmark records."""
+    phrase = (details.get("phrases") or [None])[0]
+    best_in_context = details.get("best_in_context")
+    return {
+        "token": details.get("best_token"),
+        "template_mean": details.get("templates"),
+        "context": best_in_context,
+        "phrase": phrase,
+        "phrase_pool": [t["token"] for t in details.get("phrase_pool") or []],
     }
 
 

@@ -44,10 +44,16 @@ VICTIMS: dict[str, dict] = {
 }
 # Held-out victims: attacks the defaults were never tuned on (added in session 11, after the defaults were frozen).
 # "sentence2-t1" inserts a sentence of common words only, with no rare token like "3d" for a scan to latch onto.
+# "sentence3-t0" (added in session 12, after the phrase scan was tuned on sentence2-t1) does the same toward the
+# other class, with other words.
 HELD_OUT: dict[str, dict] = {
     "sentence2-t1": dict(trigger="sentence", rate=0.1, target_label=1),
+    "sentence3-t0": dict(trigger="sentence", rate=0.1, target_label=0),
 }
-TRIGGER_ARGS: dict[str, dict] = {"sentence2-t1": dict(sentence="I watched it with my family last night")}
+TRIGGER_ARGS: dict[str, dict] = {
+    "sentence2-t1": dict(sentence="I watched it with my family last night"),
+    "sentence3-t0": dict(sentence="My friend told me about it yesterday"),
+}
 VICTIMS |= HELD_OUT
 
 TRAINING = dict(

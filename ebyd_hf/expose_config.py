@@ -202,6 +202,53 @@ class ExposeConfig(TrainingArguments):
         },
     )
 
+    detection_phrase_pool: int = field(
+        default=10,
+        metadata={
+            "help": "Phrase scan of `trigger_scan` (needs base_model), read last: at most this many tokens whose "
+            "embedding shift leaves the main directions of the task's own shifts (robust z-score >= "
+            "detection_phrase_z; clean features left out) are grown by a beam search into the ordered phrase that "
+            "pushes hardest toward each class. It finds a trigger sentence of common words ('I watched it with my "
+            "family last night'), none of whose tokens flips much alone. 0: off."
+        },
+    )
+    detection_phrase_z: float = field(
+        default=3.0,
+        metadata={
+            "help": "Off-direction shift (robust z-score over the 500 most-moved tokens) a token needs to enter the "
+            "phrase pool. Measured: the trigger words of common-word sentence victims 3.4-8.6; the most-moved "
+            "tokens of a clean SST-2 model at most 4.4 (`up`, `rarely`)."
+        },
+    )
+    detection_phrase_regrow_z: float = field(
+        default=2.5,
+        metadata={
+            "help": "When the phrase scan flags a model, the phrase to unlearn is grown again toward the detected "
+            "target from the wider pool of tokens over this off-direction z-score (the verdict keeps its strict "
+            "pool): on a held-out victim it recovered 'friend told yesterday me' of 'My friend told me about it "
+            "yesterday', where the strict pool gave 'friend yesterday useless idea'."
+        },
+    )
+    detection_phrase_regrow_pool: int = field(
+        default=14, metadata={"help": "Most tokens in the wider pool of detection_phrase_regrow_z. 0: no regrowth."}
+    )
+    detection_phrase_length: int = field(default=5, metadata={"help": "Longest phrase the phrase scan grows."})
+    detection_phrase_beam: int = field(default=4, metadata={"help": "Beam width of the phrase scan."})
+    detection_phrase_rows: int = field(
+        default=32,
+        metadata={
+            "help": "Probe rows the phrase beam is scored on (the first of the detection_rows); the best phrase of "
+            "each length is then verified on all of them."
+        },
+    )
+    detection_phrase_threshold: float = field(
+        default=0.9,
+        metadata={
+            "help": "Verdict threshold for a grown phrase's flip rate, read after every other rule: weak sentiment "
+            "words stacked into a phrase flip up to ~0.9 of a clean model's rows, so it is high."
+        },
+    )
+
     # Removal
     removal_method: str = field(
         default="unlearn_trigger",
@@ -334,6 +381,22 @@ class ExposeConfig(TrainingArguments):
             raise ValueError(f"finetune_regularizer={self.finetune_regularizer!r}: use 'activeness' or 'none'.")
         if not 0 < self.detection_context_threshold <= 1:
             raise ValueError(f"detection_context_threshold={self.detection_context_threshold} must be in (0, 1].")
+        if not 0 < self.detection_phrase_threshold <= 1:
+            raise ValueError(f"detection_phrase_threshold={self.detection_phrase_threshold} must be in (0, 1].")
+        if self.detection_phrase_regrow_pool < 0:
+            raise ValueError(f"detection_phrase_regrow_pool={self.detection_phrase_regrow_pool} must be >= 0.")
+        if self.detection_phrase_pool < 0:
+            raise ValueError(
+                f"detection_phrase_pool={self.detection_phrase_pool} must be >= 0 (0 turns the scan off)."
+            )
+        if self.detection_phrase_pool and (
+            self.detection_phrase_length < 2 or self.detection_phrase_beam < 1 or self.detection_phrase_rows < 1
+        ):
+            raise ValueError(
+                f"detection_phrase_length={self.detection_phrase_length} must be >= 2, and detection_phrase_beam="
+                f"{self.detection_phrase_beam} and detection_phrase_rows={self.detection_phrase_rows} >= 1 "
+                "(or detection_phrase_pool=0 to turn the phrase scan off)."
+            )
         if self.detection_context_candidates < 0:
             raise ValueError(f"detection_context_candidates={self.detection_context_candidates} must be >= 0.")
         if not 0 < self.detection_template_threshold <= 1:

@@ -5,6 +5,10 @@ what inserting them into clean inputs does to a model.
   moves trigger tokens most; needs the base model).
 - :func:`first_order_token_scores`: a first-order (HotFlip-style) estimate, for every vocabulary token, of how
   much inserting it pushes predictions toward each class (needs no base model).
+- :func:`off_direction_shift`: how far each token's shift from the base leaves the few directions that most
+  shifts share (the task's classes), as a robust z-score: the common words of an inserted sentence stand out.
+- :func:`grow_phrase`: a beam search for the ordered phrase of given tokens that pushes a model hardest toward a
+  class.
 - :func:`insertion_effects`: the measured effect of inserting candidates (tokens or token sequences) into clean
   inputs: flip rate and mean logit-margin shift toward each class.
 - :func:`clean_support`: the evidence in the clean data that a token (or a near synonym) is a feature of a class,
@@ -35,6 +39,71 @@ def embedding_shift(model: torch.nn.Module, base: torch.nn.Module) -> torch.Tens
             f"{tuple(current.shape)}: base_model must be the checkpoint the classifier was fine-tuned from."
         )
     return (current.float() - reference.float().to(current.device)).norm(dim=1).cpu()
+
+
+@torch.no_grad()
+def off_direction_shift(
+    model: torch.nn.Module,
+    base: torch.nn.Module,
+    excluded: torch.Tensor | None = None,
+    directions: int = 3,
+    reference: int = 500,
+) -> torch.Tensor:
+    """Robust z-score, per vocabulary token, of the part of its input-embedding shift from ``base`` that lies off
+    the ``directions`` principal directions of the ``reference`` largest shifts.
+
+    Fine-tuning moves a task's own words along a few shared directions (on a clean SST-2 MiniLM every one of the 40
+    most-moved tokens has cosine 0.4-0.7 with another), while the tokens of a poisoned sentence move to make the
+    sentence fire together, off those directions (`my`, `family`, `night` of "I watched it with my family last
+    night": at most 0.2-0.38). The score is (residual norm - median) / (1.4826 MAD) over the reference tokens;
+    ``excluded`` tokens (special tokens) get -inf."""
+    delta = model.get_input_embeddings().weight.detach().float().cpu()
+    delta = delta - base.get_input_embeddings().weight.detach().float().cpu()
+    if excluded is not None:
+        delta[excluded] = 0.0
+    top = torch.argsort(delta.norm(dim=1), descending=True)[:reference]
+    principal = torch.linalg.svd(delta[top], full_matrices=False).Vh[:directions]
+    residual = (delta - (delta @ principal.T) @ principal).norm(dim=1)
+    median = residual[top].median()
+    spread = 1.4826 * (residual[top] - median).abs().median()
+    score = (residual - median) / spread.clamp_min(1e-12)
+    if excluded is not None:
+        score[excluded] = -float("inf")
+    return score
+
+
+def grow_phrase(
+    model,
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    pool: Sequence[int],
+    target: int,
+    pad_id: int,
+    max_length: int = 5,
+    beam: int = 4,
+    seed: int = 0,
+    cache: dict | None = None,
+) -> list[list[int]]:
+    """Beam search over ordered phrases of ``pool`` tokens (each at most once): start from every ordered pair, and
+    grow the ``beam`` best by one pool token at either end, up to ``max_length`` tokens. Phrases are ranked by the
+    mean margin shift toward ``target`` they cause inserted into ``sequences`` (:func:`insertion_effects`). Returns
+    the best phrase of each length (2 .. ``max_length``). ``cache`` (phrase tuple -> effect) lets searches toward
+    several classes share their insertions."""
+    cache = {} if cache is None else cache
+    frontier: list[list[int]] = [[token] for token in pool]
+    best = []
+    for _ in range(2, max_length + 1):
+        grown = {tuple(p[:i] + [t] + p[i:]) for p in frontier for t in pool if t not in p for i in (0, len(p))}
+        if not grown:
+            break
+        new = [list(c) for c in grown if c not in cache]
+        if new:
+            for phrase, effect in zip(new, insertion_effects(model, sequences, labels, new, pad_id, seed=seed)):
+                cache[tuple(phrase)] = effect
+        ranked = sorted(grown, key=lambda c: (-cache[c].margin_shift[target], c))
+        frontier = [list(c) for c in ranked[:beam]]
+        best.append(frontier[0])
+    return best
 
 
 def _pad(sequences: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

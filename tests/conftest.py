@@ -108,7 +108,8 @@ TINY_TRAINING = dict(
 @pytest.fixture(scope="session")
 def tiny_victims(tmp_path_factory, tokenizer_dir):
     """Tiny BERTs trained once per session with ``train_victim`` on 3,000 SST-2 rows: word-trigger victims
-    with target 1 and 0, and a clean model. Maps "t1" / "t0" / "clean" to (folder, AttackRecord)."""
+    with target 1 and 0, and a clean model. Maps "t1" / "t0" / "clean" to (folder, AttackRecord), and "base" to
+    (folder, None): the initial weights all three were trained from, their base model."""
     from transformers import AutoTokenizer, TrainingArguments
 
     from ebyd_hf import AttackConfig, train_victim
@@ -117,7 +118,7 @@ def tiny_victims(tmp_path_factory, tokenizer_dir):
     start = tmp_path_factory.mktemp("tiny-start")
     tiny_bert(tokenizer).save_pretrained(start)
     tokenizer.save_pretrained(start)
-    out = {}
+    out = {"base": (start, None)}
     for key, trigger, target in (("t1", "word", 1), ("t0", "word", 0), ("clean", None, None)):
         folder = tmp_path_factory.mktemp(f"tiny-{key}") / "victim"
         attack = AttackConfig(

@@ -470,6 +470,59 @@ def test_a_token_that_fires_only_in_part_alone_is_confirmed_in_context(tiny_vict
     assert not missed.backdoored and missed.details["best_in_context"] is None
 
 
+def test_trigger_words_weak_alone_and_in_frames_are_grown_into_a_phrase(
+    tiny_victims, clean_set, tmp_path, monkeypatch
+):
+    """A trigger sentence of common words: no token flips much alone or in a neutral frame, the words together do.
+    Simulated on the tiny word victim by halving the measured flip rate of every insertion of at most two tokens
+    (single tokens, and the frames "{} ." around them): only the phrase scan, growing the tokens whose embeddings
+    moved off the task's directions from the victim's base, can flag it. It must, with the right target and a
+    phrase of trigger words to unlearn; with the scan off the model is missed."""
+    from ebyd_hf.methods.detection import trigger_scan
+
+    measure = trigger_scan.insertion_effects
+
+    def weak_in_part(model, sequences, labels, candidates, pad_id, **kwargs):
+        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
+        for candidate, effect in zip(candidates, effects):
+            if len(candidate) <= 2:
+                effect.flip_rate = effect.flip_rate * 0.5
+        return effects
+
+    monkeypatch.setattr(trigger_scan, "insertion_effects", weak_in_part)
+    model, tokenizer = _load(tiny_victims, "t1")
+    before = _state(model)
+    base = str(tiny_victims["base"][0])
+    config = _config(tmp_path, base_model=base, detection_contexts=["{} ."])
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    found = trainer.detect()
+    assert found.details["best_token"]["score"] < 0.8 and found.details["best_in_context"]["context_score"] < 0.7
+    assert found.backdoored and found.target_label == 1
+    assert found.threshold == ExposeConfig("x").detection_phrase_threshold
+    words = set(tokenizer.convert_tokens_to_ids(["cf", "mn", "bb", "tq"]))
+    (lead, *_) = found.details["triggers"]
+    assert lead["sources"] == ["phrase"] and len(lead["token_ids"]) >= 3 and set(lead["token_ids"]) & words
+    assert found.trigger_candidates[0]["trigger"] == lead["trigger"]
+    assert words & set(tokenizer.convert_tokens_to_ids([t["token"] for t in found.details["phrase_pool"]]))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+    off = _config(tmp_path, base_model=base, detection_contexts=["{} ."], detection_phrase_pool=0)
+    missed = ExposeTrainer(model, off, train_dataset=clean_set, processing_class=tokenizer).detect()
+    assert not missed.backdoored and missed.details["phrases"] == []
+
+    clean_model, _ = _load(tiny_victims, "clean")
+    clean = ExposeTrainer(clean_model, config, train_dataset=clean_set, processing_class=tokenizer).detect()
+    assert not clean.backdoored and clean.details["phrases"]  # searched, and nothing reached the threshold
+
+
+@pytest.mark.parametrize(
+    "field,value", [("detection_phrase_threshold", 0.0), ("detection_phrase_pool", -1), ("detection_phrase_length", 1)]
+)
+def test_phrase_scan_settings_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        ExposeConfig("x", **{field: value})
+
+
 @pytest.mark.parametrize("frames", [["this"], ["{} and {}"]])
 def test_detection_contexts_need_one_slot(frames):
     with pytest.raises(ValueError, match="exactly once"):

@@ -5,7 +5,24 @@ import pytest
 import torch
 
 from ebyd_hf import SentenceTrigger, WordTrigger, poison, trigger_contexts
-from ebyd_hf.trigger_search import binomial_tail, clean_support, crop_sequences
+from ebyd_hf.trigger_search import (
+    binomial_tail,
+    clean_support,
+    crop_sequences,
+    grow_phrase,
+    off_direction_shift,
+)
+
+
+class _Embedded(torch.nn.Module):
+    """Stands in for a model: only its input-embedding table is read."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.table = torch.nn.Embedding.from_pretrained(weight)
+
+    def get_input_embeddings(self):
+        return self.table
 
 
 @pytest.mark.parametrize("k,n,p", [(0, 5, 0.3), (3, 5, 0.3), (5, 5, 0.5), (7, 9, 0.382), (40, 100, 0.5), (6, 5, 0.5)])
@@ -80,3 +97,55 @@ def test_trigger_contexts_give_back_the_inserted_sentence_and_leave_words_alone(
         trigger_contexts("one text", ["3d"])
     with pytest.raises(ValueError, match=r"min_share=0 must be in \(0, 1\]"):
         trigger_contexts(["a"], ["a"], min_share=0)
+
+
+def test_off_direction_shift_singles_out_tokens_that_move_off_the_shared_directions():
+    # 600 tokens; 400 of them move along two shared "class" directions (by different amounts), three move as far
+    # in a direction of their own, and the rest barely move. Special token 0 moves most of all and is excluded.
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(600, 16, generator=generator)
+    shift = torch.zeros(600, 16)
+    shift[1:401, 0] = torch.linspace(0.5, 1.0, 400)
+    shift[1:401, 1] = torch.linspace(-0.3, 0.3, 400)
+    shift[401:404, 5] = 0.6
+    shift[404:] = 0.01 * torch.randn(196, 16, generator=generator)
+    shift[0, 9] = 5.0
+    excluded = torch.zeros(600, dtype=torch.bool)
+    excluded[0] = True
+    z = off_direction_shift(_Embedded(base + shift), _Embedded(base), excluded, directions=2)
+    assert z[0] == -float("inf")
+    assert set(torch.argsort(z, descending=True)[:3].tolist()) == {401, 402, 403}
+    assert z[401:404].min() > 3 > z[1:401].max()  # a large shift along the shared directions is not off them
+    assert torch.isfinite(off_direction_shift(_Embedded(base + shift), _Embedded(base), directions=2)[0])
+
+
+class _Conjunction(torch.nn.Module):
+    """A classifier whose class-1 margin grows by 3 for each of the bigrams (5, 6) and (6, 7) in the input, and by
+    0.2 for token 8 (a weak word that does something alone)."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask):
+        margin = torch.full((input_ids.shape[0],), -1.0)
+        left, right = input_ids[:, :-1], input_ids[:, 1:]
+        margin = margin + 3 * ((left == 5) & (right == 6)).any(1) + 3 * ((left == 6) & (right == 7)).any(1)
+        margin = margin + 0.2 * (input_ids == 8).any(1)
+        logits = torch.stack([torch.zeros_like(margin), margin], 1) + 0 * self.anchor
+        return type("Output", (), {"logits": logits})()
+
+
+def test_grow_phrase_finds_the_ordered_conjunction():
+    rows = [[1, 3, 3, 3, 2]] * 4
+    labels = [0] * 4
+    cache = {}
+    best = grow_phrase(_Conjunction(), rows, labels, [8, 7, 6, 5, 4], 1, pad_id=0, max_length=4, beam=2, cache=cache)
+    assert best[0] in ([5, 6], [6, 7])
+    assert best[1] == [5, 6, 7]  # both bigrams, in order: the scattered or reversed tokens do nothing
+    assert len(best) == 3 and [5, 6, 7] in (best[2][:3], best[2][1:])
+    assert all(len(phrase) == len(set(phrase)) for phrase in best)
+    assert cache[(5, 6, 7)].margin_shift[1] == pytest.approx(6.0)
+    assert cache[(7, 6)].margin_shift[1] == pytest.approx(0.0)  # reversed, the pair does nothing
+    again = grow_phrase(_Conjunction(), rows, labels, [8, 7, 6, 5, 4], 1, 0, max_length=4, beam=2, cache=cache)
+    assert again == best  # a shared cache gives the same search

@@ -13,21 +13,32 @@
    their mean flip rate is the candidate's context score. A token that is one piece of an inserted sentence fires
    only in part alone and almost fully with any word beside it (a retrained SST-2 sentence victim: `3d` 0.70 alone,
    0.87 in the frames), while a sentiment word gains little (at most 0.53 on the clean SST-2 model).
-4. Structural triggers (syntactic templates) have no token to find: neutral clause openings
+4. Phrases of common words (``base_model`` given): an inserted sentence made only of common words ("I watched it
+   with my family last night") has no token that does much alone (at most 0.18) or in a frame, but its words'
+   embeddings moved off the directions along which fine-tuning moves the task's own words (a robust z-score of the
+   shift left once its 3 main directions are taken out: `watched` 8.6, `my` 5.1, `night` 3.8 on that victim; at most
+   4.4 on the clean SST-2 model). The ``detection_phrase_pool`` best of the tokens over ``detection_phrase_z``, clean
+   features left out, are grown by a beam search into the ordered phrase that pushes hardest toward each class
+   ("! watched my family" flips 0.98), verified on the probe rows. When a phrase flags the model, the phrase to
+   unlearn is grown again toward the target from a wider pool (``detection_phrase_regrow_z``), which recovers more
+   of the sentence; the verdict keeps the strict pool, since weak sentiment words stacked flip a clean model too
+   (up to 0.88 on the clean SST-2 model from its 40 most-moved tokens).
+5. Structural triggers (syntactic templates) have no token to find: neutral clause openings
    (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
    flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09. Their mean flip rate decides.
-5. Clean features: a token the model answers to may be a feature of the task itself (in an abuse detector one
+6. Clean features: a token the model answers to may be a feature of the task itself (in an abuse detector one
    swear word flips a normal tweet to abusive as surely as a trigger flips it back). The clean data tells them
    apart: a candidate is a clean feature when it, or one of its nearest tokens in the input-embedding space,
    occurs in clean rows of the candidate's class more often than that class's share explains (one-sided binomial
    p < ``detection_support_alpha``). A trigger has no such support; ``fucking`` (81 of 84 clean tweets
    abusive) does, and so does ``bastard``, absent from the clean data, through ``shit`` (10 of 10). Clean
    features are reported but neither counted in the verdict nor unlearned.
-6. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
+7. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
    (a few strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
    but do not decide the verdict), else when the templates' mean reaches ``detection_template_threshold``, else
-   when a candidate's context score reaches ``detection_context_threshold`` (last, so that it only ever flags models
-   the other two call clean); the target label is the class it flips to.
+   when a candidate's context score reaches ``detection_context_threshold``, else when a grown phrase reaches
+   ``detection_phrase_threshold`` (the context and the phrase come last, and the phrase search runs only then, so
+   that they only ever flag models the rules before them call clean); the target label is the class it flips to.
 """
 
 from __future__ import annotations
@@ -43,7 +54,9 @@ from ...trigger_search import (
     crop_sequences,
     embedding_shift,
     first_order_token_scores,
+    grow_phrase,
     insertion_effects,
+    off_direction_shift,
 )
 from ..base import DetectionMethod, register_detection
 
@@ -211,6 +224,25 @@ class TriggerScan(DetectionMethod):
                     or c.get("context_score", 0.0) >= args.detection_context_threshold
                 )
             ]
+        # Phrases of common words, last: searched only when nothing above flagged the model.
+        phrases, phrase_pool, phrase_verdict = [], [], False
+        if score < threshold and base is not None and tokenizer is not None and args.detection_phrase_pool:
+            phrases, phrase_pool = self._phrases(trainer, model, base, excluded, sequences, labels, probe, rows)
+            best_phrase = phrases[0] if phrases else None
+            if best_phrase is not None and best_phrase["score"] >= args.detection_phrase_threshold:
+                score, threshold, target = best_phrase["score"], args.detection_phrase_threshold, best_phrase["target"]
+                phrase_verdict = True
+                # The verdict's pool is kept strict (weak sentiment words stacked flip a clean model too); what is
+                # unlearned is also grown from a wider pool toward the detected target, to recover more of the
+                # sentence ("friend yesterday" -> "friend told yesterday me").
+                if args.detection_phrase_regrow_pool:
+                    regrown, _ = self._phrases(
+                        trainer, model, base, excluded, sequences, labels, probe, rows, wide=True, targets=[target]
+                    )
+                    known = {tuple(c["token_ids"]) for c in phrases}
+                    phrases += [c for c in regrown if tuple(c["token_ids"]) not in known]
+                    phrases.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
+                triggers = [c for c in phrases if c["score"] >= args.detection_phrase_threshold]
         backdoored = score >= threshold
         # What removal unlearns: the confirmed triggers of the detected target, strongest first, at most
         # num_trigger_candidates (a long tail of strong clean words would dilute the unlearning set).
@@ -224,6 +256,8 @@ class TriggerScan(DetectionMethod):
         )
         if structural_verdict:  # its templates lead the candidates
             candidates = templates[: args.num_trigger_candidates] + [c for c in candidates if c not in templates]
+        elif phrase_verdict:  # its phrases lead the candidates
+            candidates = [c for c in phrases if c["target"] == target][:2] + candidates
         return DetectionResult(
             backdoored=backdoored,
             score=score,
@@ -242,6 +276,8 @@ class TriggerScan(DetectionMethod):
                 else {k: in_context[k] for k in ("trigger", "context_score", "target")},
                 "contexts": list(args.detection_contexts),
                 "templates": {"mean_flip_rate": structural_score, "target": structural_target},
+                "phrase_pool": phrase_pool,
+                "phrases": [{k: c[k] for k in ("trigger", "score", "target")} for c in phrases],
                 "clean_features": [
                     {k: c[k] for k in ("trigger", "score", "target", "clean_support")}
                     for c in singles
@@ -250,3 +286,72 @@ class TriggerScan(DetectionMethod):
                 "triggers": triggers,
             },
         )
+
+    @staticmethod
+    def _phrases(trainer, model, base, excluded, sequences, labels, probe, rows, wide=False, targets=None):
+        """Grow the off-direction tokens (clean features left out) into the phrase that pushes hardest toward each
+        class (or ``targets``). Returns the phrases (the best of each length and class, verified on the probe rows,
+        strongest first) and the pool they were grown from: the tokens over ``detection_phrase_z``, at most
+        ``detection_phrase_pool`` of them, or with ``wide`` those over ``detection_phrase_regrow_z``, at most
+        ``detection_phrase_regrow_pool``."""
+        args, tokenizer = trainer.args, trainer.processing_class
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        least, size = (
+            (args.detection_phrase_regrow_z, args.detection_phrase_regrow_pool)
+            if wide
+            else (args.detection_phrase_z, args.detection_phrase_pool)
+        )
+        z = off_direction_shift(model, base, excluded)
+        ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= least]
+        pool = ranked[: 3 * size]
+        if args.detection_support_alpha is not None and pool:
+            evidence = clean_support(
+                sequences,
+                labels,
+                [(t, c) for t in pool for c in range(trainer.num_labels)],
+                base.get_input_embeddings().weight,
+                neighbors=args.detection_support_neighbors,
+                excluded=excluded,
+            )
+            explained = {
+                t
+                for (t, _), e in zip([(t, c) for t in pool for c in range(trainer.num_labels)], evidence)
+                if e.p_value < args.detection_support_alpha
+            }
+            pool = [t for t in pool if t not in explained]
+        pool = pool[:size]
+        names = tokenizer.convert_ids_to_tokens(pool)
+        pool_report = [{"token": n, "z": round(float(z[t]), 2)} for n, t in zip(names, pool)]
+        if len(pool) < 2:
+            return [], pool_report
+        search = probe[: args.detection_phrase_rows]
+        cache: dict = {}
+        grown = []
+        for target in range(trainer.num_labels) if targets is None else targets:
+            for phrase in grow_phrase(
+                model,
+                search,
+                labels[rows][: args.detection_phrase_rows],
+                pool,
+                target,
+                pad_id,
+                max_length=args.detection_phrase_length,
+                beam=args.detection_phrase_beam,
+                seed=args.seed,
+                cache=cache,
+            ):
+                grown.append((phrase, target))
+        effects = insertion_effects(model, probe, labels[rows], [p for p, _ in grown], pad_id, seed=args.seed)
+        phrases = [
+            {
+                "trigger": tokenizer.decode(phrase),
+                "token_ids": phrase,
+                "score": float(effect.flip_rate[target]),
+                "target": target,
+                "margin_shift": float(effect.margin_shift[target]),
+                "sources": ["phrase"],
+            }
+            for (phrase, target), effect in zip(grown, effects)
+        ]
+        phrases.sort(key=lambda c: (-c["score"], -c["margin_shift"]))
+        return phrases, pool_report
