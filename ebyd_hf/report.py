@@ -135,10 +135,12 @@ class DefenseReport:
 
 def _candidate(candidate: dict) -> str:
     """A trigger candidate for the markdown report: its flip rate, its context score when it was verified in
-    neutral frames, and whether the clean data explains it."""
+    neutral frames, whether it is a phrase grown by the phrase scan, and whether the clean data explains it."""
     notes = [f"{candidate['score']:.3f}"]
     if "context_score" in candidate:
         notes.append(f"in context {candidate['context_score']:.3f}")
+    if "phrase" in candidate.get("sources", ()):
+        notes.append("grown phrase")
     if candidate.get("clean_feature"):
         notes.append("clean feature")
     return f"`{candidate['trigger']}` ({', '.join(notes)})"

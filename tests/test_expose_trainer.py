@@ -503,6 +503,7 @@ def test_trigger_words_weak_alone_and_in_frames_are_grown_into_a_phrase(
     (lead, *_) = found.details["triggers"]
     assert lead["sources"] == ["phrase"] and len(lead["token_ids"]) >= 3 and set(lead["token_ids"]) & words
     assert found.trigger_candidates[0]["trigger"] == lead["trigger"]
+    assert f"`{lead['trigger']}` ({lead['score']:.3f}, grown phrase)" in trainer.report.to_markdown()
     assert words & set(tokenizer.convert_tokens_to_ids([t["token"] for t in found.details["phrase_pool"]]))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
