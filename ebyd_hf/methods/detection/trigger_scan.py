@@ -22,7 +22,7 @@
    ("! watched my family" flips 0.98), verified on the probe rows. When a phrase flags the model, the phrase to
    unlearn is grown again toward the target from a wider pool (``detection_phrase_regrow_z``), which recovers more
    of the sentence; the verdict keeps the strict pool, since weak sentiment words stacked flip a clean model too
-   (up to 0.88 on the clean SST-2 model from its 40 most-moved tokens).
+   (0.88 on the clean SST-2 model: "but works fun while", from its 8 tokens of highest z).
 5. Structural triggers (syntactic templates) have no token to find: neutral clause openings
    (``detection_templates``, e.g. "when it is ,") are prepended to the clean rows. A Hidden Killer victim
    flips 0.5-0.9 of them; clean, word- and style-trigger victims at most 0.09. Their mean flip rate decides.
