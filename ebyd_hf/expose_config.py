@@ -216,8 +216,9 @@ class ExposeConfig(TrainingArguments):
         default=3.0,
         metadata={
             "help": "Off-direction shift (robust z-score over the 500 most-moved tokens) a token needs to enter the "
-            "phrase pool. Measured: the trigger words of common-word sentence victims 3.4-8.6; the most-moved "
-            "tokens of a clean SST-2 model at most 4.4 (`up`, `rarely`)."
+            "phrase pool. Measured on two sentence victims of common words: 3.0-8.6 for the trigger words that enter "
+            "(`watched` 8.6, `yesterday` 4.3, `friend` 3.0; others stay under it); at most 4.4 for any token of a "
+            "clean SST-2 model (`up`, `rarely`)."
         },
     )
     detection_phrase_regrow_z: float = field(
