@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
 from ebyd_hf import load_task  # noqa: E402
-from ebyd_hf.trigger_search import embedding_shift, insertion_effects  # noqa: E402
+from ebyd_hf.trigger_search import embedding_shift, grow_phrase, insertion_effects  # noqa: E402
 
 hf_logging.set_verbosity_error()
 parser = argparse.ArgumentParser()
@@ -56,25 +56,12 @@ for name in options.victims:
     )
     cache = {}  # phrase -> effect on the search rows, shared by the targets
     for target in [options.target] if options.target is not None else range(model.config.num_labels):
-        frontier = [[t] for t in pool]
-        best = None
-        for length in range(2, options.length + 1):
-            cands = {tuple(p[:i] + [t] + p[i:]) for p in frontier for t in pool for i in (0, len(p)) if t not in p}
-            cands = [list(c) for c in cands]
-            new = [c for c in cands if tuple(c) not in cache]
-            for c, e in zip(new, insertion_effects(model, search, search_labels, new, pad, seed=42) if new else []):
-                cache[tuple(c)] = e
-            effects = [cache[tuple(c)] for c in cands]
-            ranked = sorted(zip(cands, effects), key=lambda x: -x[1].margin_shift[target])
-            frontier = [p for p, _ in ranked[: options.beam]]
-            (check,) = insertion_effects(model, probe, labels, [frontier[0]], pad, seed=42)
-            text = " ".join(tok.convert_ids_to_tokens(frontier[0]))
+        best = grow_phrase(model, search, search_labels, pool, target, pad, options.length, options.beam, 42, cache)
+        for phrase, check in zip(best, insertion_effects(model, probe, labels, best, pad, seed=42)):
             print(
-                f"  target {target} length {length}: {len(cands)} cands; best {text!r} "
-                f"flip {check.flip_rate[target]:.3f} (search {ranked[0][1].flip_rate[target]:.3f}) "
+                f"  target {target} length {len(phrase)}: best {' '.join(tok.convert_ids_to_tokens(phrase))!r} "
+                f"flip {check.flip_rate[target]:.3f} (search {cache[tuple(phrase)].flip_rate[target]:.3f}) "
                 f"margin {check.margin_shift[target]:+.2f}",
                 flush=True,
             )
-            best = max(best or 0.0, check.flip_rate[target])
-        print(f"  target {target}: best flip {best:.3f}")
     print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)

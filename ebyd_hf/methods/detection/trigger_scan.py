@@ -227,7 +227,8 @@ class TriggerScan(DetectionMethod):
         # Phrases of common words, last: searched only when nothing above flagged the model.
         phrases, phrase_pool, phrase_verdict = [], [], False
         if score < threshold and base is not None and tokenizer is not None and args.detection_phrase_pool:
-            phrases, phrase_pool = self._phrases(trainer, model, base, excluded, sequences, labels, probe, rows)
+            z = off_direction_shift(model, base, excluded)
+            phrases, phrase_pool = self._phrases(trainer, model, base, excluded, z, sequences, labels, probe, rows)
             best_phrase = phrases[0] if phrases else None
             if best_phrase is not None and best_phrase["score"] >= args.detection_phrase_threshold:
                 score, threshold, target = best_phrase["score"], args.detection_phrase_threshold, best_phrase["target"]
@@ -237,7 +238,7 @@ class TriggerScan(DetectionMethod):
                 # sentence ("friend yesterday" -> "friend told yesterday me").
                 if args.detection_phrase_regrow_pool:
                     regrown, _ = self._phrases(
-                        trainer, model, base, excluded, sequences, labels, probe, rows, wide=True, targets=[target]
+                        trainer, model, base, excluded, z, sequences, labels, probe, rows, wide=True, targets=[target]
                     )
                     known = {tuple(c["token_ids"]) for c in phrases}
                     phrases += [c for c in regrown if tuple(c["token_ids"]) not in known]
@@ -288,9 +289,9 @@ class TriggerScan(DetectionMethod):
         )
 
     @staticmethod
-    def _phrases(trainer, model, base, excluded, sequences, labels, probe, rows, wide=False, targets=None):
-        """Grow the off-direction tokens (clean features left out) into the phrase that pushes hardest toward each
-        class (or ``targets``). Returns the phrases (the best of each length and class, verified on the probe rows,
+    def _phrases(trainer, model, base, excluded, z, sequences, labels, probe, rows, wide=False, targets=None):
+        """Grow the off-direction tokens (``z``, from :func:`off_direction_shift`; clean features left out) into the
+        phrase that pushes hardest toward each class (or ``targets``). Returns the phrases (the best of each length and class, verified on the probe rows,
         strongest first) and the pool they were grown from: the tokens over ``detection_phrase_z``, at most
         ``detection_phrase_pool`` of them, or with ``wide`` those over ``detection_phrase_regrow_z``, at most
         ``detection_phrase_regrow_pool``."""
@@ -301,23 +302,19 @@ class TriggerScan(DetectionMethod):
             if wide
             else (args.detection_phrase_z, args.detection_phrase_pool)
         )
-        z = off_direction_shift(model, base, excluded)
         ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= least]
         pool = ranked[: 3 * size]
         if args.detection_support_alpha is not None and pool:
+            pairs = [(t, c) for t in pool for c in range(trainer.num_labels)]
             evidence = clean_support(
                 sequences,
                 labels,
-                [(t, c) for t in pool for c in range(trainer.num_labels)],
+                pairs,
                 base.get_input_embeddings().weight,
                 neighbors=args.detection_support_neighbors,
                 excluded=excluded,
             )
-            explained = {
-                t
-                for (t, _), e in zip([(t, c) for t in pool for c in range(trainer.num_labels)], evidence)
-                if e.p_value < args.detection_support_alpha
-            }
+            explained = {t for (t, _), e in zip(pairs, evidence) if e.p_value < args.detection_support_alpha}
             pool = [t for t in pool if t not in explained]
         pool = pool[:size]
         names = tokenizer.convert_ids_to_tokens(pool)
