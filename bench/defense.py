@@ -9,7 +9,8 @@ clean SST-2 validation rows, and writes bench/results/defense.json and defense.m
 CA is measured on the whole SST-2 test split (1,821 rows), ASR on the victim's attack-test set (every non-target
 test row with the trigger; the syntactic target-0 victim uses its 200 held-out training rows, see victims.py).
 The defense rows are disjoint from both. ``--only NAME`` / ``--defenses ebyd,finetune`` run a part; results are
-merged into the existing JSON by (victim, defense).
+merged into the existing JSON by (victim, defense). A held-out victim of another task (``agnews-sentence4-t2``) is
+defended with 500 validation rows of its own task and scored on its own test rows (bench/victims.py).
 """
 
 from __future__ import annotations
@@ -67,10 +68,19 @@ def attack_data(name: str, record: dict, data_dir: str):
         mode=record.get("mode", "dirty-label"),
         seed=record["seed"],
         holdout_attack_rows=VICTIM_SPECS.get(name, {}).get("holdout_attack_rows", 0),
+        train_size=VICTIM_SPECS.get(name, {}).get("train_size"),
+        eval_size=VICTIM_SPECS.get(name, {}).get("eval_size"),
         data_dir=data_dir,
     )
     prepared = prepare_attack(config, victim_trigger(name, config))
     return prepared.test, prepared.attack_test
+
+
+@functools.cache
+def clean_rows(task: str, data_dir: str, rows: int = 500):
+    """The defense's clean rows: ``rows`` of the task's validation split, shuffled with seed 0 (disjoint from the
+    test split every score is taken on)."""
+    return load_task(task, data_dir)["validation"].shuffle(seed=0).select(range(rows))
 
 
 def bench_config(output_dir: str, base: str | None, **overrides) -> ExposeConfig:
@@ -148,21 +158,25 @@ def detection_rules(details: dict) -> dict:
     }
 
 
+def clean_victim_path(task: str) -> Path:
+    """The never-poisoned victim of a task: ``clean`` for SST-2, else the recipes' clean control of that task
+    (bench/recipes.py ``train_clean_victim``)."""
+    return VICTIMS / "clean" if task == "sst2" else HERE / ".cache" / "recipes" / f"{task}-clean-victim"
+
+
 @functools.cache
-def _clean_victim():
-    return (
-        AutoModelForSequenceClassification.from_pretrained(VICTIMS / "clean"),
-        AutoTokenizer.from_pretrained(VICTIMS / "clean"),
-    )
+def _clean_victim(task: str):
+    path = clean_victim_path(task)
+    return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
-def clean_model_asr(attack, target: int | None) -> float | None:
+def clean_model_asr(attack, target: int | None, task: str = "sst2") -> float | None:
     """The never-poisoned victim's ASR on an attack-test set: the share of triggered non-target rows a model without
     a backdoor sends to the target anyway (its own errors, and paraphrases that change the sentiment). A defense
     cannot be expected to go below it without costing clean accuracy."""
-    if attack is None or target is None or not (VICTIMS / "clean" / "attack.json").exists():
+    if attack is None or target is None or not (clean_victim_path(task) / "attack.json").exists():
         return None
-    model, tokenizer = _clean_victim()
+    model, tokenizer = _clean_victim(task)
     return attack_success_rate(predict(model, tokenizer, attack["text"], batch_size=128), target)
 
 
@@ -259,21 +273,20 @@ def main() -> None:
                 continue
             record = json.loads((VICTIMS / name / "attack.json").read_text())
             _, attack = attack_data(name, record, args.data_dir)
-            floor = clean_model_asr(attack, record["target_label"])
+            floor = clean_model_asr(attack, record["target_label"], record["task"])
             for r in records:
                 if r["victim"] == name:
                     r["asr_clean_model"] = floor
         write_results(records, out)
         return
     base = base_model_path()
-    sst2 = load_task("sst2", args.data_dir)
-    clean = sst2["validation"].shuffle(seed=0).select(range(args.clean_rows))
     for name in args.only or ORDER:
         record_path = VICTIMS / name / "attack.json"
         if not record_path.exists():
             print(f"skip {name}: no cached victim (run bench/victims.py --only {name})")
             continue
         record = json.loads(record_path.read_text())
+        clean = clean_rows(record["task"], args.data_dir, args.clean_rows)
         test, attack = attack_data(name, record, args.data_dir)
         model = AutoModelForSequenceClassification.from_pretrained(VICTIMS / name)
         tokenizer = AutoTokenizer.from_pretrained(VICTIMS / name)
@@ -287,7 +300,7 @@ def main() -> None:
             "asr_before": before["asr"],
             "ca_rows": len(test),
             "asr_rows": None if attack is None else len(attack),
-            "asr_clean_model": clean_model_asr(attack, record["target_label"]),
+            "asr_clean_model": clean_model_asr(attack, record["target_label"], record["task"]),
             "clean_rows": args.clean_rows,
             "overrides": {
                 key: repr(value) if not isinstance(value, (int, float, str, bool)) else value

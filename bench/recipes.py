@@ -7,7 +7,8 @@ recipes.md from the output folders' ``defense_report.json`` (and ``_victim/attac
     python bench/recipes.py --collect                                                    # tables only
 
 Output folders: bench/.cache/recipes/<name>. A run whose folder already holds a report is collected, not re-run
-(delete the folder to re-run it). ``twitter-clean`` and ``imdb-clean`` defend clean victims trained with the
+(delete the folder to re-run it); a run with no folder keeps its committed record. ``twitter-clean``, ``imdb-clean``
+and ``agnews-clean`` defend clean victims trained with the
 benchmark's victim settings (``train_clean_victim``), to check that a task's own strong words (and, on IMDB, the
 detection windows of long reviews) do not flag a clean model.
 """
@@ -43,9 +44,11 @@ RUNS: dict[str, list[str]] = {
     "--model_name_or_path bench/.cache/recipes/twitter-clean-victim".split(),
     "imdb-clean": "python recipes/imdb.py --config recipes/configs/imdb.yaml "
     "--model_name_or_path bench/.cache/recipes/imdb-clean-victim".split(),
+    "agnews-clean": "python recipes/agnews.py --config recipes/configs/agnews.yaml "
+    "--model_name_or_path bench/.cache/recipes/agnews-clean-victim".split(),
 }
 # The benchmark victims' settings per task, for the clean controls: (max_length, training rows, scored test rows).
-CLEAN_VICTIMS = {"twitter": (64, None, None), "imdb": (256, 4000, 2000)}
+CLEAN_VICTIMS = {"twitter": (64, None, None), "imdb": (256, 4000, 2000), "agnews": (128, 4000, 2000)}
 
 # How a committed record departs from its command, if it does.
 NOTES: dict[str, str] = {
@@ -55,6 +58,10 @@ NOTES: dict[str, str] = {
     "(--model_name_or_path <output_dir>/_victim --trigger sentence --target_label 1) with the session-5 detection "
     "windows (detection_max_length 64); at full length (session 4) it was not flagged and ASR stayed 0.875; "
     "wall time of the defense alone, beside another job",
+    "twitter-clean": "victim redrawn by train_clean_victim in session 11 (the cache did not survive; CA 0.933, the "
+    "session-5 draw 0.938); defense re-run in session 13 with the phrase scan",
+    "imdb-clean": "victim redrawn by train_clean_victim in session 13 (same CA as the session-5 draw, 0.891); "
+    "defense with the phrase scan",
 }
 
 
@@ -163,7 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.collect:
         for name in names:
             run(name)
-    rows = [r for r in (record(name) for name in RUNS) if r is not None]
+    # A run whose output folder is gone (the cache does not survive a new machine) keeps its committed record.
+    committed = {}
+    if (RESULTS / "recipes.json").exists():
+        committed = {r["name"]: r for r in json.loads((RESULTS / "recipes.json").read_text(encoding="utf-8"))}
+    rows = [r for r in (record(name) or committed.get(name) for name in RUNS) if r is not None]
     if not rows:
         sys.exit(f"No finished run under {CACHE}; run without --collect first.")
     write(rows)

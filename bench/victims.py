@@ -46,13 +46,20 @@ VICTIMS: dict[str, dict] = {
 # "sentence2-t1" inserts a sentence of common words only, with no rare token like "3d" for a scan to latch onto.
 # "sentence3-t0" (added in session 12, after the phrase scan was tuned on sentence2-t1) does the same toward the
 # other class, with other words.
+# "agnews-sentence4-t2" (session 13) takes the phrase scan to another task with four classes: AG News at the
+# recipes' CPU-sized benchmark settings (4,000 training rows, 2,000 test rows), a sentence of common words, target
+# 2 (Business). Its clean-model floor is the AG News clean victim of bench/recipes.py (`train_clean_victim`).
 HELD_OUT: dict[str, dict] = {
     "sentence2-t1": dict(trigger="sentence", rate=0.1, target_label=1),
     "sentence3-t0": dict(trigger="sentence", rate=0.1, target_label=0),
+    "agnews-sentence4-t2": dict(
+        task="agnews", trigger="sentence", rate=0.1, target_label=2, train_size=4000, eval_size=2000
+    ),
 }
 TRIGGER_ARGS: dict[str, dict] = {
     "sentence2-t1": dict(sentence="I watched it with my family last night"),
     "sentence3-t0": dict(sentence="My friend told me about it yesterday"),
+    "agnews-sentence4-t2": dict(sentence="Here is what you need to know"),
 }
 VICTIMS |= HELD_OUT
 
@@ -122,7 +129,7 @@ def train_or_load(name: str, model: str, data_dir: str, retrain: bool) -> Attack
         return AttackRecord.from_json(record_path)
     if folder.exists():
         shutil.rmtree(folder)  # our own cache: --retrain asked for it
-    attack = AttackConfig(task="sst2", data_dir=data_dir, seed=0, **VICTIMS[name])
+    attack = AttackConfig(data_dir=data_dir, seed=0, **({"task": "sst2"} | VICTIMS[name]))
     return train_victim(
         model, attack, training_args(folder, **TRAINING_OVERRIDES.get(name, {})), trigger=victim_trigger(name, attack)
     )

@@ -4,6 +4,7 @@ length with its flip rate on the 128 probe rows. Used to choose the phrase scan'
 
     python bench/explore/regrow_probe.py sentence3-t0 0 --z 2.5 --pool 14    # the regrowth pool on the held-out victim
     python bench/explore/regrow_probe.py clean 1 --pool 8 --search-rows 64    # the clean model's top 8, no z cut
+    python bench/explore/regrow_probe.py sentence-t1 1 --z 2.5 --exclude 3d   # the rest of a flagged sentence
 """
 
 import argparse
@@ -28,6 +29,7 @@ parser.add_argument("--z", type=float, default=-float("inf"))
 parser.add_argument("--pool", type=int, default=14)
 parser.add_argument("--length", type=int, default=5)
 parser.add_argument("--search-rows", type=int, default=32)
+parser.add_argument("--exclude", nargs="*", default=[], help="Tokens left out of the pool (a flagged trigger word).")
 options = parser.parse_args()
 
 base = AutoModelForSequenceClassification.from_pretrained(defense.base_model_path())
@@ -36,6 +38,7 @@ tok = AutoTokenizer.from_pretrained(defense.VICTIMS / options.victim)
 model = AutoModelForSequenceClassification.from_pretrained(defense.VICTIMS / options.victim).eval()
 excluded = torch.zeros(len(tok), dtype=torch.bool)
 excluded[tok.all_special_ids] = True
+excluded[tok.convert_tokens_to_ids(options.exclude)] = True
 z = off_direction_shift(model, base, excluded)
 pool = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= options.z][: options.pool]
 print("pool:", " ".join(tok.convert_ids_to_tokens(pool)))
