@@ -8,9 +8,9 @@ recipes.md from the output folders' ``defense_report.json`` (and ``_victim/attac
 
 Output folders: bench/.cache/recipes/<name>. A run whose folder already holds a report is collected, not re-run
 (delete the folder to re-run it); a run with no folder keeps its committed record. ``twitter-clean``, ``imdb-clean``
-and ``agnews-clean`` defend clean victims trained with the
-benchmark's victim settings (``train_clean_victim``), to check that a task's own strong words (and, on IMDB, the
-detection windows of long reviews) do not flag a clean model.
+and ``agnews-clean`` defend clean victims trained with the benchmark's victim settings (``train_clean_victim``), to
+check that a task's own strong words (and, on IMDB, the detection windows of long reviews) do not flag a clean
+model.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ and writes bench/results/victims.json and victims.md.
 
 Victims are cached under bench/.cache/victims/<name>/ (model + attack.json) and reused by later runs and by
 the defense benchmarks; pass --retrain NAME to train one again (its cache folder is replaced). Held-out victims
-(``HELD_OUT``, attacks the defaults were not tuned on) are trained only when named: --only sentence2-t1.
+(``HELD_OUT``, attacks the defaults were not tuned on, one of them on AG News) are trained only when named:
+--only sentence2-t1.
 """
 
 from __future__ import annotations
