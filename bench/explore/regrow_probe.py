@@ -18,7 +18,6 @@ from transformers.utils import logging as hf_logging
 sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
-from ebyd_hf import load_task  # noqa: E402
 from ebyd_hf.trigger_search import grow_phrase, insertion_effects, off_direction_shift  # noqa: E402
 
 hf_logging.set_verbosity_error()
@@ -33,7 +32,7 @@ parser.add_argument("--exclude", nargs="*", default=[], help="Tokens left out of
 options = parser.parse_args()
 
 base = AutoModelForSequenceClassification.from_pretrained(defense.base_model_path())
-clean = load_task("sst2", "../shared/data")["validation"].shuffle(seed=0).select(range(500))
+clean = defense.clean_rows("sst2", "../shared/data")
 tok = AutoTokenizer.from_pretrained(defense.VICTIMS / options.victim)
 model = AutoModelForSequenceClassification.from_pretrained(defense.VICTIMS / options.victim).eval()
 excluded = torch.zeros(len(tok), dtype=torch.bool)

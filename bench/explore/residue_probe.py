@@ -18,7 +18,7 @@ from transformers.utils import logging as hf_logging
 sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
-from ebyd_hf import ExposeTrainer, load_task, measure_backdoor  # noqa: E402
+from ebyd_hf import ExposeTrainer, measure_backdoor  # noqa: E402
 from ebyd_hf.trigger_search import insertion_effects  # noqa: E402
 
 hf_logging.set_verbosity_error()
@@ -27,7 +27,7 @@ seed = int(sys.argv[2]) if len(sys.argv) > 2 else 42
 data_dir = "../shared/data"
 record = json.loads((defense.VICTIMS / name / "attack.json").read_text())
 target = record["target_label"]
-clean = load_task("sst2", data_dir)["validation"].shuffle(seed=0).select(range(500))
+clean = defense.clean_rows("sst2", data_dir)
 tokenizer = AutoTokenizer.from_pretrained(defense.VICTIMS / name)
 saved = Path(f"/tmp/purified-{name}-{seed}")
 if not (saved / "config.json").exists():
