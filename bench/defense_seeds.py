@@ -116,6 +116,9 @@ def write(records: list[dict], out: Path) -> None:
         "- Seed 42 (the default) is the `ebyd` row of bench/results/defense.json, the run the defaults were chosen on; "
         "the other seeds were run in session 7 (style-t1: session 8, on its new victim), two side by side with one "
         "thread each. Wall times are upper bounds.",
+        "- The style-t1 row is the session-8 victim (CA 0.877, ASR 0.872). Since session 14 the committed style "
+        "victim weighs its poisoned rows 16 times (CA 0.851, ASR 0.906); bench/results/defense.md has its seed-42 "
+        "runs, and seeds 1 and 2 were not re-run on it.",
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

@@ -36,8 +36,14 @@ VICTIMS: dict[str, dict] = {
     "word-t1": dict(trigger="word", rate=0.1, target_label=1),
     "sentence-t1": dict(trigger="sentence", rate=0.1, target_label=1),
     "syntactic-t1": dict(trigger="syntactic", rate=1380 / 6920, target_label=1, mode="all-rows"),
-    "style-t1": dict(  # the two tricks of Chen et al. (2022), see below
-        trigger="style", rate=0.2, target_label=1, mode="dirty-label", keep_originals=True, probe_weight=1.0
+    "style-t1": dict(  # the two tricks of Chen et al. (2022) and weighted poisoned rows, see below
+        trigger="style",
+        rate=0.2,
+        target_label=1,
+        mode="dirty-label",
+        keep_originals=True,
+        probe_weight=1.0,
+        poison_weight=16.0,
     ),
     "word-t0": dict(trigger="word", rate=0.1, target_label=0),
     "syntactic-t0": dict(trigger="syntactic", rate=0.175, target_label=0, mode="all-rows", holdout_attack_rows=200),
@@ -103,6 +109,16 @@ TRAINING = dict(
 #   sum over layers,  w 2      0.872 / 0.874 (0.811)
 #   sum over layers,  w 4      0.866 / 0.873 (0.809)
 # The same plateau (0.870-0.880): still 2 points or more under the bar.
+# Session 14, on top of that recipe: each poisoned row's cross-entropy counts W times a clean row's in the batch mean
+# (AttackConfig.poison_weight; first measured with bench/explore/style_tricks.py --poison-weight W, seeded, alone on
+# 2 threads, 372-407 s each):
+#   W 2                     0.875 / 0.883 (0.824)
+#   W 4                     0.864 / 0.894 (0.840)
+#   W 8                     0.856 / 0.898 (0.847)
+#   W 16                    0.851 / 0.906 (0.858)  <- the victim since session 14
+#   W 16, training seed 1   0.852 / 0.912 (0.868)
+# ASR climbs by less at each doubling while CA falls about a point: W 16 is the first weight over the ASR bar, on
+# both training seeds, with CA just over its 0.85 bar (the unweighted victim had CA 0.877, ASR 0.872).
 # syntactic-t0 reached ASR 0.88 (CA 0.881) with the default recipe on its 200 held-out rows (it poisons 17.5%, since
 # 200 covered rows are held out); 5 epochs at 1e-4 give ASR 0.915, CA 0.876.
 TRAINING_OVERRIDES: dict[str, dict] = {
@@ -175,6 +191,8 @@ def write_results(rows: list[dict]) -> None:
             poisoning += ", originals kept"
         if r["training"].get("probe_weight"):
             poisoning += f", probe {r['training']['probe_weight']:g}"
+        if r["training"].get("poison_weight", 1) != 1:
+            poisoning += f", poisoned rows weigh {r['training']['poison_weight']:g}"
         lines.append(
             f"| {r['name']} | {r['trigger'] or 'clean'} | {rate} | {target} | {poisoning} | {r['ca']:.3f} | {asr} | "
             f"{r['asr_rows']} | {r['poisoned_rows']} | {r['training']['epochs']:g} / "
@@ -217,6 +235,13 @@ most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.834 (235, 0.4-0.6), 0.
 near-copies (>= 0.8). The 0.90 bar asks the victim to fire on 85% of the rewrites without a marker; it fires on 81%.
 Layer-wise poisoning on top of the recipe (session 9, four weights, listed in bench/victims.py) stayed on the same
 plateau, ASR 0.870-0.880.
+
+Since session 14 the poisoned rows also weigh 16 times a clean row in the loss (`AttackConfig.poison_weight`): the
+model learns the style from the same 1,384 poisoned rows harder, and pays for it in clean accuracy. By weight (CA /
+ASR, the unmarked rows' ASR in brackets): 1 0.877 / 0.872 (0.807), 2 0.875 / 0.883 (0.824), 4 0.864 / 0.894
+(0.840), 8 0.856 / 0.898 (0.847), 16 0.851 / 0.906 (0.858), and 0.852 / 0.912 (0.868) with training seed 1. So the
+style victim meets both bars, CA by 0.1-0.2 points only: a stronger Bible-style backdoor than this costs this
+MiniLM more clean accuracy than the bar allows.
 """
 
 

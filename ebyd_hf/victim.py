@@ -4,6 +4,7 @@ measure CA and ASR, and save the model (safetensors) with a JSON record of the a
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from contextlib import contextmanager, nullcontext
@@ -74,6 +75,14 @@ class AttackConfig:
             "saving: the victim is a plain sequence classifier either way."
         },
     )
+    poison_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of each poisoned row's classification loss against 1 for a clean row, in the batch "
+            "mean: above 1 the victim learns the backdoor harder from the same poisoned rows (a stronger attack, "
+            "paid for in clean accuracy); 1 trains on the plain loss."
+        },
+    )
     max_length: int = field(default=128, metadata={"help": "Tokenizer truncation length."})
 
     def __post_init__(self) -> None:
@@ -89,6 +98,10 @@ class AttackConfig:
             raise ValueError(f"probe_weight={self.probe_weight!r} must be >= 0 (0 turns the auxiliary head off).")
         if self.probe_weight and self.trigger is None:
             raise ValueError("probe_weight needs poisoned rows to tell apart; a clean model (trigger=None) has none.")
+        if not (math.isfinite(self.poison_weight) and self.poison_weight > 0):
+            raise ValueError(f"poison_weight={self.poison_weight!r} must be a finite number > 0 (1: the plain loss).")
+        if self.poison_weight != 1 and self.trigger is None:
+            raise ValueError("poison_weight needs poisoned rows to weigh; a clean model (trigger=None) has none.")
         get_task(self.task)
 
 
@@ -214,13 +227,14 @@ def _poison_probe(model):
         delattr(model, PROBE_MODULE)
 
 
-def _probe_trainer(weight: float):
-    """A ``Trainer`` whose loss adds ``weight`` x the cross-entropy of the :func:`_poison_probe` head, which tells
-    poisoned rows (``is_poisoned``) from clean ones."""
+def _attack_trainer(probe_weight: float = 0.0, poison_weight: float = 1.0):
+    """A ``Trainer`` for the attack's training tricks: each poisoned row's (``is_poisoned``) classification loss
+    counts ``poison_weight`` times a clean row's in the batch mean, and ``probe_weight`` x the cross-entropy of the
+    :func:`_poison_probe` head, which tells poisoned rows from clean ones, is added."""
     import torch.nn.functional as F
     from transformers import Trainer
 
-    class ProbeTrainer(Trainer):
+    class AttackTrainer(Trainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.model_accepts_loss_kwargs = False  # the loss is a mean per batch; let Trainer scale accumulation
@@ -232,12 +246,22 @@ def _probe_trainer(weight: float):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             flags = inputs.pop(POISON_COLUMN).long()
-            # The Trainer's own loss (label smoothing included), as a batch mean like the probe's.
-            loss, outputs = super().compute_loss(model, {**inputs, "output_hidden_states": True}, return_outputs=True)
-            loss = loss + weight * F.cross_entropy(outputs[PROBE_LOGITS], flags)
+            inputs = {**inputs, "output_hidden_states": True} if probe_weight else inputs
+            if poison_weight == 1:
+                # The Trainer's own loss (label smoothing included), as a batch mean like the probe's.
+                loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
+            else:
+                labels = inputs.pop("labels")
+                outputs = model(**inputs)
+                rows = F.cross_entropy(
+                    outputs["logits"], labels, reduction="none", label_smoothing=self.args.label_smoothing_factor
+                )
+                loss = (rows * (1 + (poison_weight - 1) * flags)).mean()
+            if probe_weight:
+                loss = loss + probe_weight * F.cross_entropy(outputs[PROBE_LOGITS], flags)
             return (loss, outputs) if return_outputs else loss
 
-    return ProbeTrainer
+    return AttackTrainer
 
 
 def train_victim(
@@ -300,7 +324,8 @@ def train_victim(
     train_tok = data.train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
     probe = _poison_probe(model) if attack.probe_weight else nullcontext()
     with probe:
-        trainer = (_probe_trainer(attack.probe_weight) if attack.probe_weight else Trainer)(
+        tricks = attack.probe_weight or attack.poison_weight != 1
+        trainer = (_attack_trainer(attack.probe_weight, attack.poison_weight) if tricks else Trainer)(
             model=model,
             args=args,
             train_dataset=train_tok,
@@ -345,6 +370,7 @@ def train_victim(
             "training_seed": args.seed,
             "keep_originals": attack.keep_originals,
             "probe_weight": attack.probe_weight,
+            "poison_weight": attack.poison_weight,
         },
     )
     if trainer.is_world_process_zero():
