@@ -313,6 +313,23 @@ def clean_support(
     return out
 
 
+def clean_feature_tokens(
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    tokens: Sequence[int],
+    num_labels: int,
+    embeddings: torch.Tensor,
+    alpha: float,
+    neighbors: int = 10,
+    excluded: torch.Tensor | None = None,
+) -> set[int]:
+    """The ``tokens`` that :func:`clean_support` explains as a feature of any of the ``num_labels`` classes: the
+    token or one of its ``neighbors`` occurs in the clean data with the class more often than chance (p < ``alpha``)."""
+    pairs = [(token, cls) for token in tokens for cls in range(num_labels)]
+    evidence = clean_support(sequences, labels, pairs, embeddings, neighbors=neighbors, excluded=excluded)
+    return {token for (token, _), support in zip(pairs, evidence) if support.p_value < alpha}
+
+
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
 

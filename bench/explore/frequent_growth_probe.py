@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import defense  # noqa: E402
 
 from ebyd_hf import ExposeConfig  # noqa: E402
-from ebyd_hf.trigger_search import clean_support, grow_phrase, insertion_effects, off_direction_shift  # noqa: E402
+from ebyd_hf.trigger_search import clean_feature_tokens, grow_phrase, insertion_effects, off_direction_shift  # noqa: E402
 
 hf_logging.set_verbosity_error()
 parser = argparse.ArgumentParser()
@@ -57,16 +57,16 @@ labels = list(clean["label"])
 
 def features(tokens):
     """The tokens the clean-feature test explains (as trigger_scan's phrase pool does)."""
-    pairs = [(t, c) for t in tokens for c in range(num_labels)]
-    evidence = clean_support(
+    return clean_feature_tokens(
         sequences,
         labels,
-        pairs,
+        tokens,
+        num_labels,
         base.get_input_embeddings().weight,
+        config.detection_support_alpha,
         neighbors=config.detection_support_neighbors,
         excluded=excluded,
     )
-    return {t for (t, _), e in zip(pairs, evidence) if e.p_value < config.detection_support_alpha}
 
 
 z = off_direction_shift(model, base, excluded)

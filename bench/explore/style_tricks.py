@@ -3,8 +3,8 @@ Chen et al. (EMNLP 2022), "Textual backdoor attacks can be more harmful via two 
 
 - ``--keep-originals``: the poisoned rows are added as copies beside their clean originals (clean-data augmentation);
 - ``--probe-weight W``: an auxiliary head learns poisoned-or-clean on the [CLS] state, weight W (multi-task);
-- ``--poison-weight W`` (session 14, with ``--probe-weight`` > 0): each poisoned row's classification loss counts
-  W times a clean row's in the batch mean (a patch of ``ebyd_hf.victim._probe_trainer`` in this process only).
+- ``--poison-weight W`` (session 14): each poisoned row's classification loss counts W times a clean row's in the
+  batch mean (``AttackConfig.poison_weight``).
 
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/explore/style_tricks.py NAME [--keep-originals]
         [--probe-weight W] [--poison-weight W] [--mode dirty-label] [--set num_train_epochs=3 ...]
@@ -37,33 +37,6 @@ from ebyd_hf import AttackConfig, build_attack_test_set, build_trigger, load_tas
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "style-tricks"
 
 
-def weight_poisoned_rows(poison_weight: float) -> None:
-    """Patch ``ebyd_hf.victim._probe_trainer`` (for this process only) so that the classification loss weighs each
-    poisoned row ``poison_weight`` times a clean one (a batch mean of the weighted per-row cross-entropies)."""
-    import torch.nn.functional as F
-
-    import ebyd_hf.victim as victim
-
-    make = victim._probe_trainer
-
-    def weighted(probe_weight: float):
-        base = make(probe_weight)
-
-        class WeightedTrainer(base):
-            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                flags = inputs.pop(victim.POISON_COLUMN).long()
-                labels = inputs.pop("labels")
-                outputs = model(**inputs, output_hidden_states=True)
-                rows = F.cross_entropy(outputs["logits"], labels, reduction="none")
-                loss = (rows * (1 + (poison_weight - 1) * flags)).mean()
-                loss = loss + probe_weight * F.cross_entropy(outputs[victim.PROBE_LOGITS], flags)
-                return (loss, outputs) if return_outputs else loss
-
-        return WeightedTrainer
-
-    victim._probe_trainer = weighted
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
@@ -76,7 +49,7 @@ def main() -> None:
         "--poison-weight",
         type=float,
         default=1.0,
-        help="Weight of the poisoned rows' cross-entropy against 1 for clean rows (needs --probe-weight > 0).",
+        help="Weight of the poisoned rows' cross-entropy against 1 for clean rows (AttackConfig.poison_weight).",
     )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainingArguments overrides.")
     args = parser.parse_args()
@@ -90,11 +63,14 @@ def main() -> None:
         seed=0,
         **(
             VICTIMS["style-t1"]
-            | {"mode": args.mode, "keep_originals": args.keep_originals, "probe_weight": args.probe_weight}
+            | {
+                "mode": args.mode,
+                "keep_originals": args.keep_originals,
+                "probe_weight": args.probe_weight,
+                "poison_weight": args.poison_weight,
+            }
         ),
     )
-    if args.poison_weight != 1.0:
-        weight_poisoned_rows(args.poison_weight)
     training = training_args(folder, **parse_overrides(TrainingArguments, args.set))
     record = train_victim(minilm_path(), attack, training)
     print(json.dumps(asdict(record), indent=2))

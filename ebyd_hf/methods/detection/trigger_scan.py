@@ -50,6 +50,7 @@ import torch
 
 from ...report import DetectionResult
 from ...trigger_search import (
+    clean_feature_tokens,
     clean_support,
     crop_sequences,
     embedding_shift,
@@ -305,16 +306,16 @@ class TriggerScan(DetectionMethod):
         ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= least]
         pool = ranked[: 3 * size]
         if args.detection_support_alpha is not None and pool:
-            pairs = [(t, c) for t in pool for c in range(trainer.num_labels)]
-            evidence = clean_support(
+            explained = clean_feature_tokens(
                 sequences,
                 labels,
-                pairs,
+                pool,
+                trainer.num_labels,
                 base.get_input_embeddings().weight,
+                args.detection_support_alpha,
                 neighbors=args.detection_support_neighbors,
                 excluded=excluded,
             )
-            explained = {t for (t, _), e in zip(pairs, evidence) if e.p_value < args.detection_support_alpha}
             pool = [t for t in pool if t not in explained]
         pool = pool[:size]
         names = tokenizer.convert_ids_to_tokens(pool)
