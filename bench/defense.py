@@ -251,8 +251,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="ExposeConfig overrides for every defense run (e.g. adversarial_reference=True); use with --results "
-        "elsewhere.",
+        help="ExposeConfig overrides for every defense run (e.g. adversarial_reference=True; a key given twice fills "
+        "a list field: 'known_triggers=a b' 'known_triggers=c'); use with --results elsewhere.",
     )
     parser.add_argument("--merge", nargs="+", default=[], help="only merge these JSON files into --results")
     parser.add_argument(
