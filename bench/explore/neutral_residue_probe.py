@@ -76,7 +76,7 @@ pool = [t for t, e in zip(ranked, singles) if e.flip_rate[options.target] < opti
 flips = {t: e.flip_rate[options.target] for t, e in zip(ranked, singles)}
 print(f"considered {len(ranked)} ({time.perf_counter() - started:.0f} s)")
 print(
-    "dropped (not neutral):",
+    "dropped (not neutral, or past --pool):",
     " ".join(f"{tok.convert_ids_to_tokens(t)}:{flips[t]:.2f}" for t in ranked if t not in pool),
 )
 margins = {t: e.margin_shift[options.target] for t, e in zip(ranked, singles)}
