@@ -250,6 +250,48 @@ class ExposeConfig(TrainingArguments):
         },
     )
 
+    detection_residue_length: int = field(
+        default=3,
+        metadata={
+            "help": "Residue of a sentence trigger (needs base_model), when a token's context score flags the model: "
+            "that token fires only in part alone, so it is a piece of a longer trigger. The other pieces are "
+            "searched among the tokens that are neutral alone (single flip toward the target under "
+            "detection_residue_neutral; off-direction z >= detection_residue_z; clean features and the flagged "
+            "tokens left out), grown by the phrase beam into a phrase of this many tokens; when it flips at least "
+            "detection_residue_threshold, the flagged token inserted at each of its positions is unlearned too. On "
+            "the SST-2 sentence victim ('I watch this 3D movie', `3d` flagged) it finds 'i watch this' (0.770) and "
+            "ASR after removal falls from 0.24 to 0.10, as with the exact sentence; longer phrases take in weak "
+            "sentiment words ('works', '!'). 0: off."
+        },
+    )
+    detection_residue_pool: int = field(
+        default=32, metadata={"help": "Most neutral tokens (by off-direction z) the residue search grows."}
+    )
+    detection_residue_z: float = field(
+        default=1.5,
+        metadata={
+            "help": "Least off-direction z-score of a residue token (the sentence victim's `this` scores 2.0, rank "
+            "32; `movie` 1.7)."
+        },
+    )
+    detection_residue_neutral: float = field(
+        default=0.1,
+        metadata={
+            "help": "Largest single-token flip rate toward the target of a residue token: the sentence's other words "
+            "flip 0.00-0.07 alone, sentiment words that stack into a phrase 0.2 and more."
+        },
+    )
+    detection_residue_rows: int = field(
+        default=16, metadata={"help": "Probe rows the residue beam is scored on (the first of the detection_rows)."}
+    )
+    detection_residue_threshold: float = field(
+        default=0.5,
+        metadata={
+            "help": "Least flip rate toward the target of the grown residue (on all the probe rows) for it to be "
+            "composed with the flagged token and unlearned."
+        },
+    )
+
     # Removal
     removal_method: str = field(
         default="unlearn_trigger",
@@ -397,6 +439,21 @@ class ExposeConfig(TrainingArguments):
                 f"detection_phrase_length={self.detection_phrase_length} must be >= 2, and detection_phrase_beam="
                 f"{self.detection_phrase_beam} and detection_phrase_rows={self.detection_phrase_rows} >= 1 "
                 "(or detection_phrase_pool=0 to turn the phrase scan off)."
+            )
+        if self.detection_residue_length < 0 or self.detection_residue_length == 1:
+            raise ValueError(
+                f"detection_residue_length={self.detection_residue_length} must be >= 2 (or 0 to turn the residue "
+                "search off)."
+            )
+        if self.detection_residue_length and (self.detection_residue_pool < 2 or self.detection_residue_rows < 1):
+            raise ValueError(
+                f"detection_residue_pool={self.detection_residue_pool} must be >= 2 and detection_residue_rows="
+                f"{self.detection_residue_rows} >= 1 (or detection_residue_length=0 to turn the residue search off)."
+            )
+        if not 0 < self.detection_residue_threshold <= 1 or not 0 < self.detection_residue_neutral <= 1:
+            raise ValueError(
+                f"detection_residue_threshold={self.detection_residue_threshold} and detection_residue_neutral="
+                f"{self.detection_residue_neutral} must be in (0, 1]."
             )
         if self.detection_context_candidates < 0:
             raise ValueError(f"detection_context_candidates={self.detection_context_candidates} must be >= 0.")

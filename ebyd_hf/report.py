@@ -72,6 +72,17 @@ class DefenseReport:
             if det.trigger_candidates:
                 shown = ", ".join(_candidate(c) for c in det.trigger_candidates[:5])
                 lines.append(f"- Trigger candidates: {shown}")
+            residue = det.details.get("residue")
+            if residue and residue.get("phrase"):
+                phrase = residue["phrase"]
+                use = (
+                    f"`{residue['flagged']}` unlearned at each of its {len(phrase['token_ids']) + 1} positions"
+                    if residue["used"]
+                    else "under detection_residue_threshold, not unlearned"
+                )
+                lines.append(
+                    f'- Residue of `{residue["flagged"]}`: "{phrase["trigger"]}" ({phrase["score"]:.3f}); {use}'
+                )
             looked_up = det.details.get("trigger_contexts")
             if looked_up:
                 found = [c for c in looked_up["contexts"] if c["rows"]]

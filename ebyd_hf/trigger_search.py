@@ -9,6 +9,8 @@ what inserting them into clean inputs does to a model.
   shifts share (the task's classes), as a robust z-score: the common words of an inserted sentence stand out.
 - :func:`grow_phrase`: a beam search for the ordered phrase of given tokens that pushes a model hardest toward a
   class.
+- :func:`compose_at_every_position`: a token inserted at each position of a phrase (a sentence trigger's detected
+  token composed into the rest of the sentence, when where it sits is unknown).
 - :func:`insertion_effects`: the measured effect of inserting candidates (tokens or token sequences) into clean
   inputs: flip rate and mean logit-margin shift toward each class.
 - :func:`clean_support`: the evidence in the clean data that a token (or a near synonym) is a feature of a class,
@@ -134,6 +136,15 @@ def batched_logits(model, sequences: Sequence[Sequence[int]], pad_id: int, batch
 
 def insert_tokens(sequence: Sequence[int], tokens: Sequence[int], position: int) -> list[int]:
     return list(sequence[:position]) + list(tokens) + list(sequence[position:])
+
+
+def compose_at_every_position(phrase: Sequence[int], tokens: Sequence[int]) -> list[list[int]]:
+    """``tokens`` inserted at each of the ``len(phrase) + 1`` positions of ``phrase``, the phrase's order kept.
+
+    >>> compose_at_every_position([1, 2], [9])
+    [[9, 1, 2], [1, 9, 2], [1, 2, 9]]
+    """
+    return [insert_tokens(phrase, tokens, position) for position in range(len(phrase) + 1)]
 
 
 def crop_sequences(

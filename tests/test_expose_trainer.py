@@ -17,6 +17,7 @@ from ebyd_hf import (
 )
 from ebyd_hf.methods import EXPOSURE_METHODS, REMOVAL_METHODS
 from ebyd_hf.neurons import ffn_blocks, mean_ffn_activations, prune_ffn_neurons
+from ebyd_hf.trigger_search import compose_at_every_position
 
 
 def _load(tiny_victims, key):
@@ -528,3 +529,58 @@ def test_phrase_scan_settings_are_checked(field, value):
 def test_detection_contexts_need_one_slot(frames):
     with pytest.raises(ValueError, match="exactly once"):
         ExposeConfig("x", detection_contexts=frames)
+
+
+def test_a_token_flagged_in_context_is_unlearned_at_every_position_of_its_grown_residue(
+    tiny_victims, clean_set, tmp_path, monkeypatch
+):
+    """A token confirmed only by its context score is a piece of a longer trigger: the rest is grown from the tokens
+    the victim's fine-tuning moved off the task's directions, and the flagged token inserted at each position of that
+    phrase joins the triggers to unlearn, its words not reset. Simulated on the tiny word victim as in the context
+    test (single-token flips halved); only the flagged token is left out of the search (one trigger candidate), so
+    the other trigger words are its residue. Off (length 0) nothing is searched."""
+    from ebyd_hf.methods.detection import trigger_scan
+
+    measure = trigger_scan.insertion_effects
+
+    def weak_alone(model, sequences, labels, candidates, pad_id, **kwargs):
+        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
+        for candidate, effect in zip(candidates, effects):
+            if len(candidate) == 1:
+                effect.flip_rate = effect.flip_rate * 0.5
+        return effects
+
+    monkeypatch.setattr(trigger_scan, "insertion_effects", weak_alone)
+    model, tokenizer = _load(tiny_victims, "t1")
+    base = str(tiny_victims["base"][0])
+    words = set(tokenizer.convert_tokens_to_ids(["cf", "mn", "bb", "tq"]))
+    settings = dict(base_model=base, num_trigger_candidates=1, detection_residue_neutral=1.0, num_train_epochs=1)
+    trainer = ExposeTrainer(model, _config(tmp_path, **settings), train_dataset=clean_set, processing_class=tokenizer)
+    found = trainer.detect()
+    assert found.threshold == trainer.args.detection_context_threshold and found.target_label == 1
+    residue = found.details["residue"]
+    (flagged,) = [c for c in found.details["triggers"] if "residue" not in c.get("sources", ())]
+    assert residue["flagged"] == flagged["trigger"] in {"cf", "mn", "bb", "tq"}
+    phrase = residue["phrase"]
+    assert len(phrase["token_ids"]) == 3 and set(phrase["token_ids"]) & (words - set(flagged["token_ids"]))
+    assert residue["used"] and phrase["score"] >= 0.5
+    composed = [c["token_ids"] for c in found.details["triggers"] if c.get("sources") == ["residue"]]
+    assert composed == compose_at_every_position(phrase["token_ids"], flagged["token_ids"])
+    assert f"- Residue of `{flagged['trigger']}`" in trainer.report.to_markdown()
+
+    trainer.purify(detection=found)
+    account = trainer.report.removal
+    assert len(account["triggers_unlearned"]) == 1 + 4 and account["embedding_rows_reset"] == 1
+
+    off = _config(tmp_path, **settings, detection_residue_length=0)
+    plain = ExposeTrainer(model, off, train_dataset=clean_set, processing_class=tokenizer).detect()
+    assert plain.backdoored and plain.details["residue"] is None and len(plain.details["triggers"]) == 1
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("detection_residue_length", 1), ("detection_residue_pool", 1), ("detection_residue_threshold", 0.0)],
+)
+def test_residue_settings_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        ExposeConfig("x", **{field: value})

@@ -149,3 +149,10 @@ def test_grow_phrase_finds_the_ordered_conjunction():
     assert cache[(7, 6)].margin_shift[1] == pytest.approx(0.0)  # reversed, the pair does nothing
     again = grow_phrase(_Conjunction(), rows, labels, [8, 7, 6, 5, 4], 1, 0, max_length=4, beam=2, cache=cache)
     assert again == best  # a shared cache gives the same search
+
+
+def test_compose_at_every_position_keeps_the_phrase_order():
+    from ebyd_hf.trigger_search import compose_at_every_position
+
+    assert compose_at_every_position([1, 2, 3], [9]) == [[9, 1, 2, 3], [1, 9, 2, 3], [1, 2, 9, 3], [1, 2, 3, 9]]
+    assert compose_at_every_position([], [7, 8]) == [[7, 8]]

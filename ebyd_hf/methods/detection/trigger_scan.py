@@ -33,7 +33,15 @@
    p < ``detection_support_alpha``). A trigger has no such support; ``fucking`` (81 of 84 clean tweets
    abusive) does, and so does ``bastard``, absent from the clean data, through ``shit`` (10 of 10). Clean
    features are reported but neither counted in the verdict nor unlearned.
-7. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
+7. Residue of a sentence (``base_model`` given), when a token's context score flagged the model: that token is a
+   piece of a longer trigger, and unlearning it alone leaves the rest of the sentence able to fire (the SST-2
+   sentence victim flagged through `3d`: ASR 0.24 after removal, against 0.10 with the exact sentence). The other
+   pieces are the tokens that are neutral alone but moved off the task's directions (`i` z 4.9 and `watch` 7.3 flip
+   0.02 and 0.07 alone; "i watch this" flips 0.77): the beam grows them into a phrase of ``detection_residue_length``
+   tokens, and when it flips at least ``detection_residue_threshold`` the flagged token inserted at each of its
+   positions ("3d i watch this" ... "i watch this 3d") joins the triggers to unlearn. Where the token sits in the
+   sentence is not needed: one of the positions is right (ASR 0.10 on that victim).
+8. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
    (a few strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
    but do not decide the verdict), else when the templates' mean reaches ``detection_template_threshold``, else
    when a candidate's context score reaches ``detection_context_threshold``, else when a grown phrase reaches
@@ -52,6 +60,7 @@ from ...report import DetectionResult
 from ...trigger_search import (
     clean_feature_tokens,
     clean_support,
+    compose_at_every_position,
     crop_sequences,
     embedding_shift,
     first_order_token_scores,
@@ -208,9 +217,11 @@ class TriggerScan(DetectionMethod):
         # flag a model the first two call clean: a model they flag is read exactly as without it.
         score, threshold, target = top["score"], args.detection_threshold, top["target"]
         structural_verdict = score < threshold and structural_score >= args.detection_template_threshold
+        context_verdict = False
         if structural_verdict:
             score, threshold, target = structural_score, args.detection_template_threshold, structural_target
         elif score < threshold and in_context and in_context["context_score"] >= args.detection_context_threshold:
+            context_verdict = True
             score, threshold, target = (
                 in_context["context_score"],
                 args.detection_context_threshold,
@@ -253,6 +264,17 @@ class TriggerScan(DetectionMethod):
         else:
             triggers = [c for c in triggers if c["target"] == target]
         triggers = triggers[: args.num_trigger_candidates] if backdoored else []
+        # A token flagged by its context score is a piece of a longer trigger: grow the rest of it from the tokens that
+        # are neutral alone, and unlearn the token at every position of that residue too.
+        residue = None
+        if context_verdict and base is not None and tokenizer is not None and args.detection_residue_length:
+            residue = self._residue(
+                trainer, model, base, excluded, in_context, triggers, sequences, labels, probe, rows
+            )
+            if residue["used"]:
+                triggers = triggers + residue.pop("composed")
+            else:
+                residue.pop("composed")
         candidates = sorted(
             found[: args.num_trigger_candidates] + templates[:2], key=lambda c: (-c["score"], -c["margin_shift"])
         )
@@ -279,6 +301,7 @@ class TriggerScan(DetectionMethod):
                 "contexts": list(args.detection_contexts),
                 "templates": {"mean_flip_rate": structural_score, "target": structural_target},
                 "phrase_pool": phrase_pool,
+                "residue": residue,
                 "phrases": [{k: c[k] for k in ("trigger", "score", "target")} for c in phrases],
                 "clean_features": [
                     {k: c[k] for k in ("trigger", "score", "target", "clean_support")}
@@ -288,6 +311,81 @@ class TriggerScan(DetectionMethod):
                 "triggers": triggers,
             },
         )
+
+    @staticmethod
+    def _residue(trainer, model, base, excluded, flagged, triggers, sequences, labels, probe, rows):
+        """Grow the rest of the trigger that ``flagged`` (a single-token candidate confirmed by its context score)
+        is a piece of, from the tokens that are neutral alone (step 7 of the module docstring). Returns what was
+        searched and found, with ``composed``: the flagged token inserted at each position of the grown phrase, as
+        trigger candidates (``sources`` ``["residue"]``), and ``used``: whether the phrase flipped enough to unlearn
+        them."""
+        args, tokenizer = trainer.args, trainer.processing_class
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        target, size = flagged["target"], args.detection_residue_pool
+        probe_labels = labels[rows]
+        left_out = {t for c in [flagged, *triggers] for t in c["token_ids"]}
+        z = off_direction_shift(model, base, excluded)
+        ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= args.detection_residue_z]
+        ranked = [t for t in ranked if t not in left_out][: 2 * size]
+        if args.detection_support_alpha is not None and ranked:
+            explained = clean_feature_tokens(
+                sequences,
+                labels,
+                ranked,
+                trainer.num_labels,
+                base.get_input_embeddings().weight,
+                args.detection_support_alpha,
+                neighbors=args.detection_support_neighbors,
+                excluded=excluded,
+            )
+            ranked = [t for t in ranked if t not in explained]
+        alone = insertion_effects(model, probe, probe_labels, [[t] for t in ranked], pad_id, seed=args.seed)
+        pool = [t for t, e in zip(ranked, alone) if e.flip_rate[target] < args.detection_residue_neutral][:size]
+        found = {
+            "flagged": flagged["trigger"],
+            "pool": [
+                {"token": n, "z": round(float(z[t]), 2)} for n, t in zip(tokenizer.convert_ids_to_tokens(pool), pool)
+            ],
+            "phrase": None,
+            "used": False,
+            "composed": [],
+        }
+        if len(pool) < 2:
+            return found
+        search = args.detection_residue_rows
+        grown = grow_phrase(
+            model,
+            probe[:search],
+            probe_labels[:search],
+            pool,
+            target,
+            pad_id,
+            max_length=args.detection_residue_length,
+            beam=args.detection_phrase_beam,
+            seed=args.seed,
+        )
+        phrase = grown[-1]
+        composed = compose_at_every_position(phrase, flagged["token_ids"])
+        effects = insertion_effects(model, probe, probe_labels, [phrase, *composed], pad_id, seed=args.seed)
+        found["phrase"] = {
+            "trigger": tokenizer.decode(phrase),
+            "token_ids": phrase,
+            "score": float(effects[0].flip_rate[target]),
+            "margin_shift": float(effects[0].margin_shift[target]),
+        }
+        found["used"] = found["phrase"]["score"] >= args.detection_residue_threshold
+        found["composed"] = [
+            {
+                "trigger": tokenizer.decode(ids),
+                "token_ids": ids,
+                "score": float(effect.flip_rate[target]),
+                "target": target,
+                "margin_shift": float(effect.margin_shift[target]),
+                "sources": ["residue"],
+            }
+            for ids, effect in zip(composed, effects[1:])
+        ]
+        return found
 
     @staticmethod
     def _phrases(trainer, model, base, excluded, z, sequences, labels, probe, rows, wide=False, targets=None):

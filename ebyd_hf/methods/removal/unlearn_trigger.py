@@ -142,8 +142,17 @@ class UnlearnTrigger(RemovalMethod):
             }
         if triggers:
             base = trainer.load_base_model()
-            if base is not None:  # templates and known phrases are common words: only recovered tokens are reset
-                tokens = sorted({t for c in recovered if c.get("position") != "start" for t in c["token_ids"]})
+            if base is not None:
+                # Templates, known phrases and the residue of a sentence are common words: only recovered tokens are
+                # reset (the residue's flagged token is among them on its own).
+                tokens = sorted(
+                    {
+                        t
+                        for c in recovered
+                        if c.get("position") != "start" and "residue" not in c.get("sources", ())
+                        for t in c["token_ids"]
+                    }
+                )
                 with torch.no_grad():
                     target = model.get_input_embeddings().weight
                     target[tokens] = base.get_input_embeddings().weight[tokens].to(target.device, target.dtype)
