@@ -151,12 +151,16 @@ def detection_rules(details: dict) -> dict:
     """What each of `trigger_scan`'s verdict rules saw (its best score and the class), for the benchmark records."""
     phrase = (details.get("phrases") or [None])[0]
     best_in_context = details.get("best_in_context")
+    residue = details.get("residue")
     return {
         "token": details.get("best_token"),
         "template_mean": details.get("templates"),
         "context": best_in_context,
         "phrase": phrase,
         "phrase_pool": [t["token"] for t in details.get("phrase_pool") or []],
+        "residue": None
+        if residue is None
+        else {"flagged": residue["flagged"], "phrase": residue["phrase"], "used": residue["used"]},
     }
 
 
