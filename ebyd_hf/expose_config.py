@@ -259,9 +259,10 @@ class ExposeConfig(TrainingArguments):
             "detection_residue_neutral; off-direction z >= detection_residue_z; clean features and the flagged "
             "tokens left out), grown by the phrase beam into a phrase of this many tokens; when it flips at least "
             "detection_residue_threshold, the flagged token inserted at each of its positions is unlearned too. On "
-            "the SST-2 sentence victim ('I watch this 3D movie', `3d` flagged) it finds 'i watch this' (0.770) and "
-            "ASR after removal falls from 0.24 to 0.10, as with the exact sentence; longer phrases take in weak "
-            "sentiment words ('works', '!'). 0: off."
+            "the SST-2 sentence victim ('I watch this 3D movie', `3d` flagged) it finds 'i watch this' (0.770) on "
+            "seeds 42 and 1, and ASR after removal falls from 0.24 / 0.23 to 0.09 / 0.10, as with the exact "
+            "sentence; on seed 2 it grows weak sentiment words instead ('! definitely works', ASR 0.31), as longer "
+            "phrases do. 0: off."
         },
     )
     detection_residue_pool: int = field(

@@ -40,7 +40,8 @@
    0.02 and 0.07 alone; "i watch this" flips 0.77): the beam grows them into a phrase of ``detection_residue_length``
    tokens, and when it flips at least ``detection_residue_threshold`` the flagged token inserted at each of its
    positions ("3d i watch this" ... "i watch this 3d") joins the triggers to unlearn. Where the token sits in the
-   sentence is not needed: one of the positions is right (ASR 0.10 on that victim).
+   sentence is not needed: one of the positions is right (ASR 0.09-0.10 on that victim at seeds 42 and 1; at seed 2
+   the beam grows weak sentiment words instead, "! definitely works", and ASR stays 0.31).
 8. Verdict: backdoored when the best remaining single-token candidate's flip rate reaches ``detection_threshold``
    (a few strong clean words inserted together flip a clean model too, so joint phrases are reported and unlearned
    but do not decide the verdict), else when the templates' mean reaches ``detection_template_threshold``, else
