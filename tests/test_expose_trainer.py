@@ -437,12 +437,9 @@ def test_method_names_are_checked_up_front(tiny_victim, clean_set, tmp_path):
             )
 
 
-def test_a_token_that_fires_only_in_part_alone_is_confirmed_in_context(tiny_victims, clean_set, tmp_path, monkeypatch):
-    """A token of an inserted sentence flips only part of the rows alone and nearly all of them with any word beside
-    it. Simulated on the tiny word victim by halving the measured flip rate of every *single-token* insertion:
-    no token reaches detection_threshold alone, the neutral frames around the trigger words still flip the rows,
-    and the verdict comes from the context score (its own threshold, the right target); without frames it is
-    missed."""
+def _halve_single_token_flips(monkeypatch):
+    """Make every token of the tiny word victim fire only in part alone: the measured flip rate of each
+    single-token insertion is halved (phrases and frames are measured as they are)."""
     from ebyd_hf.methods.detection import trigger_scan
 
     measure = trigger_scan.insertion_effects
@@ -455,6 +452,15 @@ def test_a_token_that_fires_only_in_part_alone_is_confirmed_in_context(tiny_vict
         return effects
 
     monkeypatch.setattr(trigger_scan, "insertion_effects", weak_alone)
+
+
+def test_a_token_that_fires_only_in_part_alone_is_confirmed_in_context(tiny_victims, clean_set, tmp_path, monkeypatch):
+    """A token of an inserted sentence flips only part of the rows alone and nearly all of them with any word beside
+    it. Simulated on the tiny word victim by halving the measured flip rate of every *single-token* insertion:
+    no token reaches detection_threshold alone, the neutral frames around the trigger words still flip the rows,
+    and the verdict comes from the context score (its own threshold, the right target); without frames it is
+    missed."""
+    _halve_single_token_flips(monkeypatch)
     model, tokenizer = _load(tiny_victims, "t1")
     trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
     found = trainer.detect()
@@ -539,18 +545,7 @@ def test_a_token_flagged_in_context_is_unlearned_at_every_position_of_its_grown_
     phrase joins the triggers to unlearn, its words not reset. Simulated on the tiny word victim as in the context
     test (single-token flips halved); only the flagged token is left out of the search (one trigger candidate), so
     the other trigger words are its residue. Off (length 0) nothing is searched."""
-    from ebyd_hf.methods.detection import trigger_scan
-
-    measure = trigger_scan.insertion_effects
-
-    def weak_alone(model, sequences, labels, candidates, pad_id, **kwargs):
-        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
-        for candidate, effect in zip(candidates, effects):
-            if len(candidate) == 1:
-                effect.flip_rate = effect.flip_rate * 0.5
-        return effects
-
-    monkeypatch.setattr(trigger_scan, "insertion_effects", weak_alone)
+    _halve_single_token_flips(monkeypatch)
     model, tokenizer = _load(tiny_victims, "t1")
     base = str(tiny_victims["base"][0])
     words = set(tokenizer.convert_tokens_to_ids(["cf", "mn", "bb", "tq"]))

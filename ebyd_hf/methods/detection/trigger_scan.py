@@ -314,6 +314,27 @@ class TriggerScan(DetectionMethod):
         )
 
     @staticmethod
+    def _off_direction_pool(trainer, base, z, least, limit, excluded, sequences, labels, left_out=frozenset()):
+        """The tokens of off-direction z (``z``) at least ``least``, highest first, those in ``left_out`` skipped, the
+        first ``limit`` of them, less those the clean data explains as features (``detection_support_alpha``)."""
+        args = trainer.args
+        ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= least and t not in left_out]
+        ranked = ranked[:limit]
+        if args.detection_support_alpha is None or not ranked:
+            return ranked
+        explained = clean_feature_tokens(
+            sequences,
+            labels,
+            ranked,
+            trainer.num_labels,
+            base.get_input_embeddings().weight,
+            args.detection_support_alpha,
+            neighbors=args.detection_support_neighbors,
+            excluded=excluded,
+        )
+        return [t for t in ranked if t not in explained]
+
+    @staticmethod
     def _residue(trainer, model, base, excluded, flagged, triggers, sequences, labels, probe, rows):
         """Grow the rest of the trigger that ``flagged`` (a single-token candidate confirmed by its context score)
         is a piece of, from the tokens that are neutral alone (step 7 of the module docstring). Returns what was
@@ -326,20 +347,9 @@ class TriggerScan(DetectionMethod):
         probe_labels = labels[rows]
         left_out = {t for c in [flagged, *triggers] for t in c["token_ids"]}
         z = off_direction_shift(model, base, excluded)
-        ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= args.detection_residue_z]
-        ranked = [t for t in ranked if t not in left_out][: 2 * size]
-        if args.detection_support_alpha is not None and ranked:
-            explained = clean_feature_tokens(
-                sequences,
-                labels,
-                ranked,
-                trainer.num_labels,
-                base.get_input_embeddings().weight,
-                args.detection_support_alpha,
-                neighbors=args.detection_support_neighbors,
-                excluded=excluded,
-            )
-            ranked = [t for t in ranked if t not in explained]
+        ranked = TriggerScan._off_direction_pool(
+            trainer, base, z, args.detection_residue_z, 2 * size, excluded, sequences, labels, left_out
+        )
         alone = insertion_effects(model, probe, probe_labels, [[t] for t in ranked], pad_id, seed=args.seed)
         pool = [t for t, e in zip(ranked, alone) if e.flip_rate[target] < args.detection_residue_neutral][:size]
         found = {
@@ -402,21 +412,7 @@ class TriggerScan(DetectionMethod):
             if wide
             else (args.detection_phrase_z, args.detection_phrase_pool)
         )
-        ranked = [t for t in torch.argsort(z, descending=True).tolist() if z[t] >= least]
-        pool = ranked[: 3 * size]
-        if args.detection_support_alpha is not None and pool:
-            explained = clean_feature_tokens(
-                sequences,
-                labels,
-                pool,
-                trainer.num_labels,
-                base.get_input_embeddings().weight,
-                args.detection_support_alpha,
-                neighbors=args.detection_support_neighbors,
-                excluded=excluded,
-            )
-            pool = [t for t in pool if t not in explained]
-        pool = pool[:size]
+        pool = TriggerScan._off_direction_pool(trainer, base, z, least, 3 * size, excluded, sequences, labels)[:size]
         names = tokenizer.convert_ids_to_tokens(pool)
         pool_report = [{"token": n, "z": round(float(z[t]), 2)} for n, t in zip(names, pool)]
         if len(pool) < 2:
