@@ -175,6 +175,7 @@ def test_probe_trains_under_ddp(tiny_model_dir, tmp_path, data_dir):
     script = tmp_path / "train_victim.py"
     script.write_text(
         textwrap.dedent(f"""
+            import os
             from transformers import TrainingArguments
             from ebyd_hf import AttackConfig, train_victim
 
@@ -183,7 +184,8 @@ def test_probe_trains_under_ddp(tiny_model_dir, tmp_path, data_dir):
             args = TrainingArguments({str(out)!r}, num_train_epochs=1, per_device_train_batch_size=16,
                                      save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
             record = train_victim({str(tiny_model_dir)!r}, attack, args)
-            print("world", args.world_size, "rows", record.train_rows, flush=True)
+            # one write per process: a pipe keeps a short write whole, print() may interleave with the other rank's
+            os.write(1, f"rank {{args.process_index}} world {{args.world_size}} rows {{record.train_rows}}\\n".encode())
         """)
     )
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -191,5 +193,6 @@ def test_probe_trains_under_ddp(tiny_model_dir, tmp_path, data_dir):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*launch, str(script)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("world 2 rows 440") == 2
+    lines = {line for line in result.stdout.splitlines() if line.startswith("rank ")}
+    assert lines == {"rank 0 world 2 rows 440", "rank 1 world 2 rows 440"}, result.stdout[-2000:]
     assert not [key for key in load_file(out / "model.safetensors") if "probe" in key]
