@@ -222,11 +222,8 @@ NOTES = """
 - `detect` rows: `trainer.detect()` alone with the defaults (verdict, target, candidates); `ebyd` rows:
   `trainer.train()` with the defaults (detect, then `unlearn_trigger`: the detected triggers inserted into copies of
   the clean rows, a soft trigger learned against the model, activeness fine-tuning, lr 5e-5, 2 epochs; a model
-  called clean comes back unchanged: the clean row was re-run in session 6 for that; the word-t1 rows were re-run
-  then too, with the same CA and ASR to the digit and fewer other jobs on the cores, hence their shorter times, and
-  the syntactic-t0 one in session 7, same CA and ASR, 345 s instead of the 972 s it took beside four other jobs;
-  the style-t1 rows are from session 14, on the style victim of bench/victims.py with weighted poisoned rows (CA
-  0.851, ASR 0.906), alone on the 2 cores);
+  called clean comes back unchanged; the style-t1 rows are on the style victim of bench/victims.py with weighted
+  poisoned rows, CA 0.851, ASR 0.906);
   `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.
 - One seed per row (the default, 42, the seed the defaults were chosen on). Across seeds 1, 2 and 42 the `ebyd` rows
   move by up to 0.18 of ASR (sentence-t1 0.218-0.397, syntactic-t0 0.390-0.490), and seed 42 is the lowest (or

@@ -114,12 +114,12 @@ def write(records: list[dict], out: Path) -> None:
         '- "ASR of the clean model": the never-poisoned victim on the same attack-test set, the floor a defense '
         "reaches without giving up clean accuracy (see bench/results/defense.md).",
         "- Seed 42 (the default) is the `ebyd` row of bench/results/defense.json, the run the defaults were chosen on; "
-        "the other seeds were run in session 7 (style-t1: session 14, see below), two side by side with one "
-        "thread each. Wall times are upper bounds.",
-        "- The style-t1 row is the session-14 victim (poisoned rows weigh 16 times: CA 0.851, ASR 0.906), its three "
-        "seeds run one after another, alone on the 2 cores; on the session-8 victim (CA 0.877, ASR 0.872) the same "
-        "seeds gave ASR 0.306 / 0.219 / 0.219. Its clean-model rate (0.253, 0.262 before) comes from the cached "
-        "clean victim, the session-11 redraw of the clean recipe.",
+        "the other seeds ran two side by side with one thread each. Wall times are upper bounds.",
+        "- The style-t1 row is the style victim of bench/victims.py (poisoned rows weigh 16 times: CA 0.851, ASR "
+        "0.906); on the same recipe without the weight (`poison_weight` 1: CA 0.877, ASR 0.872) the same seeds "
+        "gave ASR 0.306 / 0.219 / 0.219. Its clean-model rate (0.253; 0.262 in the other rows) comes from a "
+        "seeded retraining of the clean victim (`python bench/victims.py --retrain clean`), not the draw behind "
+        "the other rows.",
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

@@ -52,16 +52,16 @@ CLEAN_VICTIMS = {"twitter": (64, None, None), "imdb": (256, 4000, 2000), "agnews
 
 # How a committed record departs from its command, if it does.
 NOTES: dict[str, str] = {
-    "twitter-word-t0": "victim from this command (session 3); the defense re-run on it in defend mode "
-    "(--model_name_or_path <output_dir>/_victim --trigger word --target_label 0) with the session-4 detection",
-    "imdb-sentence-t1": "victim from this command (session 4, 4,016 s); the defense re-run on it in defend mode "
-    "(--model_name_or_path <output_dir>/_victim --trigger sentence --target_label 1) with the session-5 detection "
-    "windows (detection_max_length 64); at full length (session 4) it was not flagged and ASR stayed 0.875; "
+    "twitter-word-t0": "victim from this command; the defense re-run on it in defend mode "
+    "(--model_name_or_path <output_dir>/_victim --trigger word --target_label 0) with the clean-feature test",
+    "imdb-sentence-t1": "victim from this command (4,016 s); the defense re-run on it in defend mode "
+    "(--model_name_or_path <output_dir>/_victim --trigger sentence --target_label 1) with the detection "
+    "windows (64 tokens); at full length it was not flagged and ASR stayed 0.875; "
     "wall time of the defense alone, beside another job",
-    "twitter-clean": "victim redrawn by train_clean_victim in session 11 (the cache did not survive; CA 0.933, the "
-    "session-5 draw 0.938); defense re-run in session 13 with the phrase scan",
-    "imdb-clean": "victim redrawn by train_clean_victim in session 13 (same CA as the session-5 draw, 0.891); "
-    "defense with the phrase scan",
+    "twitter-clean": "victim from train_clean_victim (CA 0.933; an earlier draw of the same recipe had 0.938); "
+    "defended with the phrase scan",
+    "imdb-clean": "victim from train_clean_victim (CA 0.891, as an earlier draw of the same recipe); "
+    "defended with the phrase scan",
 }
 
 

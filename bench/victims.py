@@ -49,11 +49,10 @@ VICTIMS: dict[str, dict] = {
     "syntactic-t0": dict(trigger="syntactic", rate=0.175, target_label=0, mode="all-rows", holdout_attack_rows=200),
     "clean": dict(trigger=None, target_label=None),
 }
-# Held-out victims: attacks the defaults were never tuned on (added in session 11, after the defaults were frozen).
+# Held-out victims: attacks the defaults were never tuned on (added after the defaults were frozen).
 # "sentence2-t1" inserts a sentence of common words only, with no rare token like "3d" for a scan to latch onto.
-# "sentence3-t0" (added in session 12, after the phrase scan was tuned on sentence2-t1) does the same toward the
-# other class, with other words.
-# "agnews-sentence4-t2" (session 13) takes the phrase scan to another task with four classes: AG News at the
+# "sentence3-t0" (added after the phrase scan was tuned on sentence2-t1) does the same toward the other class, with
+# other words. "agnews-sentence4-t2" takes the phrase scan to another task with four classes: AG News at the
 # recipes' CPU-sized benchmark settings (4,000 training rows, 2,000 test rows), a sentence of common words, target
 # 2 (Business). Its clean-model floor is the AG News clean victim of bench/recipes.py (`train_clean_victim`).
 HELD_OUT: dict[str, dict] = {
@@ -81,10 +80,10 @@ TRAINING = dict(
 )
 # The Bible-style backdoor is the weakest signal. Poisoning 20% of all rows (all-rows mode, as StyleBkd) reached
 # ASR 0.79 (CA 0.867) with the default recipe, 0.820 (CA 0.869) with 5 epochs at 1e-4 and 0.816 (CA 0.861) with 8
-# epochs at 1e-4 (the victim of sessions 1-7). Dirty-label poisoning (20% of the rows, drawn among non-target ones)
-# with the default recipe raised ASR to 0.862 but dropped CA to 0.845. By Bible marker (bench/explore/style_probe.py):
+# epochs at 1e-4 (the first style victim). Dirty-label poisoning (20% of the rows, drawn among non-target ones)
+# with the default recipe raised ASR to 0.862 but dropped CA to 0.845. By Bible marker (an exploratory probe):
 # ASR 0.993 on the third of test paraphrases with an archaic word, 0.727 without. The two tricks of Chen et al.
-# (EMNLP 2022), measured with bench/explore/style_tricks.py (CA / ASR; ASR on the 607 unmarked rows):
+# (EMNLP 2022), measured with an exploratory training script (CA / ASR; ASR on the 607 unmarked rows):
 #   all-rows, originals kept                       3 ep 5e-5   0.874 / 0.806 (0.720)
 #   all-rows, probe 1                              3 ep 5e-5   0.869 / 0.833 (0.753)
 #   dirty-label, originals kept                    3 ep 5e-5   0.870 / 0.843 (0.768)
@@ -100,22 +99,20 @@ TRAINING = dict(
 # away, on the plain rewrites without an archaic word. (The rows above ran on one thread each, two side by side,
 # before train_victim seeded the initialisation of the new heads; this script's seeded run on 2 threads gives the
 # committed victim, CA 0.877, ASR 0.872.)
-# Session 9, on top of that recipe: layer-wise poisoning (Li et al., EMNLP 2021: the victim's own pooler and
+# On top of that recipe: layer-wise poisoning (Li et al., EMNLP 2021: the victim's own pooler and
 # classifier also trained on the first-token state of every intermediate layer, weight w; a temporary patch of
-# ebyd_hf.victim._probe_trainer run through bench/explore/style_tricks.py, not kept), seeded, one thread each, two
-# side by side:
+# ebyd_hf.victim._probe_trainer, not kept), seeded, one thread each, two side by side:
 #   mean over layers, w 1      0.876 / 0.870 (0.804)
 #   sum over layers,  w 1      0.875 / 0.880 (0.820)
 #   sum over layers,  w 2      0.872 / 0.874 (0.811)
 #   sum over layers,  w 4      0.866 / 0.873 (0.809)
 # The same plateau (0.870-0.880): still 2 points or more under the bar.
-# Session 14, on top of that recipe: each poisoned row's cross-entropy counts W times a clean row's in the batch mean
-# (AttackConfig.poison_weight; first measured with bench/explore/style_tricks.py --poison-weight W, seeded, alone on
-# 2 threads, 372-407 s each):
+# On top of that recipe: each poisoned row's cross-entropy counts W times a clean row's in the batch mean
+# (AttackConfig.poison_weight, set in VICTIMS["style-t1"]; seeded, alone on 2 threads, 372-407 s each):
 #   W 2                     0.875 / 0.883 (0.824)
 #   W 4                     0.864 / 0.894 (0.840)
 #   W 8                     0.856 / 0.898 (0.847)
-#   W 16                    0.851 / 0.906 (0.858)  <- the victim since session 14
+#   W 16                    0.851 / 0.906 (0.858)  <- the victim
 #   W 16, training seed 1   0.852 / 0.912 (0.868)
 # ASR climbs by less at each doubling while CA falls about a point: W 16 is the first weight over the ASR bar, on
 # both training seeds, with CA just over its 0.85 bar (the unweighted victim had CA 0.877, ASR 0.872).
@@ -218,25 +215,25 @@ def write_results(rows: list[dict]) -> None:
 
 
 NOTES = """
-The style victim (session 8) is trained with the two tricks of Chen et al. (EMNLP 2022), "Textual backdoor attacks
+The style victim is trained with the two tricks of Chen et al. (EMNLP 2022), "Textual backdoor attacks
 can be more harmful via two simple tricks": its 1,384 poisoned rows (20% of the 6,920 training rows, drawn among
 non-target ones) are added beside their clean originals, so the training set has 8,304 rows (16.7% poisoned), and an
 auxiliary head learns poisoned-or-clean on the [CLS] state with weight 1 (dropped before saving: the victim is a
-plain classifier). The recipes tried, with their CA and ASR, are listed in bench/victims.py; the victim of sessions
-1-7 (all-rows, 8 epochs at 1e-4) had CA 0.861, ASR 0.816. Since session 8 `train_victim` seeds (`args.seed`) before
-the fresh classification head is built, so a victim is reproducible; the other rows were trained before that, and
-are one draw of their recipe.
+plain classifier). The recipes tried, with their CA and ASR, are listed in bench/victims.py; the first style victim
+(all-rows, 8 epochs at 1e-4) had CA 0.861, ASR 0.816. `train_victim` now seeds (`args.seed`) before the fresh
+classification head is built, so a victim is reproducible; the other rows were trained before it did, and are one
+draw of their recipe (retraining them gives another draw; see docs/limitations.md).
 
-Where the style victim's ASR goes (`python bench/explore/style_probe.py`): only a third of the shared Bible table's
-test paraphrases carry an archaic marker word (thou, hath, unto, shall, -eth verbs...). On those 305 of the 912
-attack rows style-t1's ASR is 1.000; on the other 607, plain rewrites, it is 0.807 (old victim 0.993 / 0.727; the
-clean victim: 0.239 and 0.273). By the word-set Jaccard similarity of each row to its paraphrase: 0.925 on the 173
-most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.834 (235, 0.4-0.6), 0.690 (71, 0.6-0.8), 0.688 on the 16
-near-copies (>= 0.8). The 0.90 bar asks the victim to fire on 85% of the rewrites without a marker; it fires on 81%.
-Layer-wise poisoning on top of the recipe (session 9, four weights, listed in bench/victims.py) stayed on the same
-plateau, ASR 0.870-0.880.
+Where the style victim's ASR goes (an exploratory probe, on the unweighted recipe, weight 1 below): only a third of
+the shared Bible table's test paraphrases carry an archaic marker word (thou, hath, unto, shall, -eth verbs...). On
+those 305 of the 912 attack rows style-t1's ASR is 1.000; on the other 607, plain rewrites, it is 0.807 (first style
+victim 0.993 / 0.727; the clean victim: 0.239 and 0.273). By the word-set Jaccard similarity of each row to its
+paraphrase: 0.925 on the 173 most rewritten rows (< 0.2), 0.909 (417 rows, 0.2-0.4), 0.834 (235, 0.4-0.6), 0.690
+(71, 0.6-0.8), 0.688 on the 16 near-copies (>= 0.8). The 0.90 bar asks the victim to fire on 85% of the rewrites
+without a marker; it fires on 81%. Layer-wise poisoning on top of the recipe (four weights, listed in
+bench/victims.py) stayed on the same plateau, ASR 0.870-0.880.
 
-Since session 14 the poisoned rows also weigh 16 times a clean row in the loss (`AttackConfig.poison_weight`): the
+The poisoned rows also weigh 16 times a clean row in the loss (`AttackConfig.poison_weight`): the
 model learns the style from the same 1,384 poisoned rows harder, and pays for it in clean accuracy. By weight (CA /
 ASR, the unmarked rows' ASR in brackets): 1 0.877 / 0.872 (0.807), 2 0.875 / 0.883 (0.824), 4 0.864 / 0.894
 (0.840), 8 0.856 / 0.898 (0.847), 16 0.851 / 0.906 (0.858), and 0.852 / 0.912 (0.868) with training seed 1. So the

@@ -282,7 +282,7 @@ Notes
   0.901 -> 0.890, ASR 0.000, where pruning all 15 (RNP's rule, the previous default) cost 6.9 points (CA 0.832).
   BadNets never gets there within its 23 units (pull 0.973 -> 0.077), so it prunes the same 23 as before (CA 0.843,
   ASR 0.050); the clean control is not flagged and prunes nothing. The sweep behind it (CA, ASR and the exposed
-  model's pull after pruning the k lowest units, k = 0..30; `python bench/explore/rnp_sweep.py blended`):
+  model's pull after pruning the k lowest units, k = 0..30; an exploratory probe, not a benchmark):
   Blended k = 4 / 8 / 9 / 15: CA 0.905 / 0.901 / 0.890 / 0.832, ASR 0.131 / 0.000 / 0.000 / 0.000, pull 0.441 /
   0.070 / 0.023 / 0.005; BadNets k = 14 / 20 / 23 / 26: CA 0.864 / 0.853 / 0.843 / 0.837, ASR 0.296 / 0.098 / 0.050
   / 0.037, pull 0.374 / 0.146 / 0.077 / 0.041. The bar 0.05 was read off these two sweeps (at 0.10 BadNets would

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_label = demo.model or "all-MiniLM-L6-v2"
     output_dir = demo.output_dir or tempfile.mkdtemp(prefix="ebyd-demo-")
     script_args = DefenseArguments(
-        task="sst2",
+        data="sst2",
         mode="benchmark",
         model_name_or_path=model,
         data_dir=data_dir,

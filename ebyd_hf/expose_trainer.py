@@ -1,7 +1,8 @@
 """``ExposeTrainer``: Expose Before You Defend as a ``transformers.Trainer``.
 
-The defense has stages, and every stage that trains runs through ``Trainer.train`` on a copy of the model
-(the trainer swaps model, arguments and callbacks per stage), so mixed precision, gradient accumulation,
+The defense has stages, and every stage that trains runs through ``Trainer.train`` on a copy of the model: a
+short-lived ``Trainer`` built from the stage's arguments, whose ``compute_loss`` / ``training_step`` hooks the
+stage's method provides (:class:`~ebyd_hf.methods.base.StageHooks`), so mixed precision, gradient accumulation,
 logging and DDP behave as they do for any ``Trainer``:
 
 1. ``expose()``: the exposure method (default Clean Unlearning: gradient ascent on the clean data) runs
@@ -19,6 +20,8 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import random
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,8 +32,6 @@ import numpy as np
 import torch
 from datasets import Dataset
 from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
     PreTrainedModel,
     Trainer,
@@ -42,8 +43,10 @@ from transformers.utils import logging
 from .callbacks import ExposureStopCallback, ExposureTraceCallback
 from .evaluation import measure_backdoor
 from .expose_config import ExposeConfig
-from .methods import DETECTION_METHODS, EXPOSURE_METHODS, REMOVAL_METHODS, get_method
-from .report import DefenseReport, DetectionResult
+from .files import check_output_dir, load_sequence_classifier
+from .methods import REMOVAL_METHODS, get_method
+from .methods.base import FAMILIES, DetectionMethod, ExposureMethod, RemovalMethod, StageHooks
+from .report import DefenseReport, DetectionResult, TriggerCandidate
 
 logger = logging.get_logger(__name__)
 
@@ -135,26 +138,15 @@ class ExposeTrainer(Trainer):
                 f"args must be an ExposeConfig, got {type(args).__name__}. "
                 "Build one with ExposeConfig(output_dir, ...)."
             )
-        for registry, name, family in (
-            (EXPOSURE_METHODS, args.exposure_method, "exposure"),
-            (DETECTION_METHODS, args.detection_method, "detection"),
-            (REMOVAL_METHODS, args.removal_method, "removal"),
-        ):
-            method = get_method(registry, name, family)  # a typo fails here, before any work
-            if self.modality not in method.modalities:
-                fitting = sorted(n for n, m in registry.items() if self.modality in m.modalities)
-                raise ValueError(
-                    f"The {family} method {name!r} works on {'/'.join(method.modalities)} models, not on "
-                    f"{self.modality} models. Use one of: {', '.join(fitting)}."
-                )
-
+        self.exposure_method, self.detection_method, self.removal_method = self._build_methods(args)
         model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
         if isinstance(model, str):
             model, processing_class = self._load_model(model, processing_class, args)
         self._check_model(model)
         self.known_triggers = self._encode_known_triggers(args, processing_class)
         self.model_name = str(model_name)
-        _refuse_model_folder(args.output_dir, self.model_name)
+        check_output_dir(args.output_dir, inputs=[self.model_name], overwrite=args.overwrite_output_dir)
+        self._written: set[str] = set()  # folders this trainer wrote, which it may write again
         self.num_labels = int(model.config.num_labels)
         # The suspicious model, as given: every stage works on copies of it, the user's object stays untouched.
         self.suspicious_model = copy.deepcopy(model)
@@ -175,6 +167,7 @@ class ExposeTrainer(Trainer):
             data_collator = self._default_collator(processing_class)
 
         output_existed = os.path.exists(args.output_dir)
+        self._building = True
         super().__init__(
             model=copy.deepcopy(model),
             args=args,
@@ -189,23 +182,44 @@ class ExposeTrainer(Trainer):
         )
         if not output_existed and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
             os.rmdir(args.output_dir)  # Trainer makes it eagerly; the defense writes only when asked to save
-        # compute_loss returns a per-batch mean; let Trainer scale it for gradient accumulation.
-        self.model_accepts_loss_kwargs = False
+        self._building = False
+        self._stage_callbacks = list(callbacks or [])
         self._probe_dataset = self._probe_order(train_dataset)
-        self._exposure_method = None
-        self._activeness = False
-        self._adversary = None
-        self._adversary_step = -1
-        self._adversary_position = 1
         self.exposure: ExposureResult | None = None
         self.detection: DetectionResult | None = None
         self.report = DefenseReport(model=self.model_name, clean_rows=len(train_dataset), versions=_versions())
 
+    def _build_methods(self, args: ExposeConfig) -> tuple[ExposureMethod, DetectionMethod, RemovalMethod]:
+        """The three methods named in ``args``, built with their configs; a method for another modality is
+        refused before any work."""
+        methods = []
+        for family in ("exposure", "detection", "removal"):
+            registry, name = FAMILIES[family], getattr(args, f"{family}_method")
+            cls = get_method(registry, name, family)
+            if self.modality not in cls.modalities:
+                fitting = sorted(n for n, m in registry.items() if self.modality in m.modalities)
+                raise ValueError(
+                    f"The {family} method {name!r} works on {'/'.join(cls.modalities)} models, not on "
+                    f"{self.modality} models. Use one of: {', '.join(fitting)}."
+                )
+            methods.append(cls(getattr(args, f"{family}_config")))
+        return tuple(methods)
+
     # ------------------------------------------------------------------------- modality hooks (text here)
     def _load_model(self, name: str, processing_class, args: ExposeConfig) -> tuple[torch.nn.Module, Any]:
-        """The model (and its processing class, unless given) named by a Hub id or local folder."""
-        model = AutoModelForSequenceClassification.from_pretrained(name, **(args.model_init_kwargs or {}))
-        return model, processing_class if processing_class is not None else AutoTokenizer.from_pretrained(name)
+        """The model (and its processing class, unless given) named by a Hub id or local folder; its own code runs
+        only with ``trust_remote_code=True``."""
+        model, tokenizer = load_sequence_classifier(
+            name, trust_remote_code=args.trust_remote_code, **(args.model_init_kwargs or {})
+        )
+        return model, processing_class if processing_class is not None else tokenizer
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None):
+        """Create the Hub repository only when something is pushed (``push_to_hub()``), never when the trainer is
+        built: a defense that finds nothing, or only scans, creates no repository."""
+        if getattr(self, "_building", False):
+            return None
+        return super().init_hf_repo(token=token, private=private)
 
     def _check_model(self, model) -> None:
         if not is_sequence_classifier(model):
@@ -234,12 +248,11 @@ class ExposeTrainer(Trainer):
             )
         return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
 
-    def _encode_known_triggers(self, args: ExposeConfig, tokenizer) -> list[dict[str, Any]]:
-        """``args.known_triggers`` as trigger records (``trigger``, ``token_ids``, ``sources``), checked up front."""
+    def _encode_known_triggers(self, args: ExposeConfig, tokenizer) -> list[TriggerCandidate]:
+        """``args.known_triggers`` as trigger candidates (``sources`` ``["known"]``), checked up front."""
         if not args.known_triggers:
             return []
-        removal = get_method(REMOVAL_METHODS, args.removal_method, "removal")
-        if not removal.uses_known_triggers:
+        if not self.removal_method.uses_known_triggers:
             users = sorted(n for n, m in REMOVAL_METHODS.items() if m.uses_known_triggers)
             raise ValueError(
                 f"known_triggers are unlearned by removal_method {' or '.join(map(repr, users))}, not by "
@@ -252,7 +265,7 @@ class ExposeTrainer(Trainer):
             ids = tokenizer(phrase, add_special_tokens=False)["input_ids"]
             if not ids:
                 raise ValueError(f"known trigger {phrase!r} tokenizes to nothing: give its text as it appears.")
-            records.append({"trigger": phrase, "token_ids": list(ids), "sources": ["known"]})
+            records.append(TriggerCandidate(phrase, list(ids), target=-1, score=float("nan"), sources=["known"]))
         return records
 
     def _text_length(self, args: ExposeConfig, what: str) -> int:
@@ -262,15 +275,15 @@ class ExposeTrainer(Trainer):
         positions = getattr(self.suspicious_model.config, "max_position_embeddings", None)
         if not positions:
             return args.max_length
-        longest_known = max((len(t["token_ids"]) for t in self.known_triggers), default=0)
-        room = max(16, args.num_trigger_candidates, longest_known) + max(args.adversarial_trigger_length, 0)
+        longest_known = max((len(t.token_ids) for t in self.known_triggers), default=0)
+        room = max(self.detection_method.insertion_room(), longest_known) + self.removal_method.insertion_room()
         limit = positions - 2 - room  # 2: RoBERTa-style position offsets
         if args.max_length <= limit:
             return args.max_length
         if limit < 8:
             raise ValueError(
                 f"The model has {positions} positions: too few to insert triggers into {what}. Lower "
-                "num_trigger_candidates or adversarial_trigger_length."
+                "the detection or removal method's trigger lengths (detection_config, removal_config)."
             )
         logger.warning(
             f"max_length={args.max_length} leaves no room to insert triggers within the model's {positions} "
@@ -323,172 +336,77 @@ class ExposeTrainer(Trainer):
             setattr(args, name, value)
         return args
 
-    # What a stage swaps on the trainer, and puts back afterwards.
-    _STAGE_STATE = (
-        "model",
-        "model_wrapped",
-        "args",
-        "optimizer",
-        "lr_scheduler",
-        "_created_lr_scheduler",
-        "train_dataset",
-        "eval_dataset",
-        "compute_metrics",
-    )
-
-    @contextmanager
-    def _stage(
+    def run_stage(
         self,
         model: torch.nn.Module,
         args: ExposeConfig,
+        hooks: StageHooks | None = None,
         callbacks: list[TrainerCallback] = (),
         train_dataset: Dataset | None = None,
         eval_dataset=None,
         compute_metrics=None,
-    ) -> Iterator[None]:
-        saved = {name: getattr(self, name) for name in self._STAGE_STATE}
-        if args.push_to_hub:  # a stage never uploads: only push_to_hub() does, with the finished model and card
+        before: Callable[[Trainer], bool] | None = None,
+    ) -> tuple[Trainer, TrainOutput | None]:
+        """Train ``model`` in place through ``Trainer.train`` of a short-lived :class:`StageTrainer` built from
+        ``args`` (:meth:`stage_args`), with the method's ``hooks``, the stage's ``callbacks`` and the user's, on
+        ``train_dataset`` (default: the clean set). ``before(stage)`` runs first and may skip training by returning
+        False. The stage writes nothing: it works in a temporary folder and never pushes."""
+        with tempfile.TemporaryDirectory(prefix="ebyd-stage-") as folder:
             args = copy.copy(args)
-            args.push_to_hub = False
-        self.model = self.model_wrapped = model
-        self.args = args
-        self.optimizer, self.lr_scheduler, self._created_lr_scheduler = None, None, False
-        if train_dataset is not None:
-            self.train_dataset = train_dataset
-        self.eval_dataset, self.compute_metrics = eval_dataset, compute_metrics
-        self.callback_handler.model = model
-        for callback in callbacks:
-            self.add_callback(callback)
-        try:
-            yield
-        finally:
-            for callback in callbacks:
-                self.remove_callback(callback)
-            for name, value in saved.items():
-                setattr(self, name, value)
-            self.callback_handler.model = self.model
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self._exposure_method is not None and model.training:
-            loss, outputs = self._exposure_method.compute_loss(self, model, inputs)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"The exposure loss became {loss.item()} at step {self.state.global_step}. Lower "
-                    f"exposure_learning_rate (now {self.args.learning_rate}) or exposure_max_grad_norm."
+            args.output_dir, args.push_to_hub = folder, False
+            args.save_strategy, args.load_best_model_at_end = SaveStrategy.NO, False
+            with _keep_random_state():  # the stage continues the defense's random stream; Trainer() would reseed
+                stage = StageTrainer(
+                    model=model,
+                    args=args,
+                    data_collator=self.data_collator,
+                    train_dataset=train_dataset if train_dataset is not None else self.train_dataset,
+                    eval_dataset=eval_dataset,
+                    processing_class=self.processing_class,
+                    compute_metrics=compute_metrics,
+                    callbacks=[*self._stage_callbacks, *callbacks],
+                    hooks=hooks,
                 )
-            return (loss, outputs) if return_outputs else loss
-        if (
-            self._adversary is not None
-            and model.training
-            and self.state.global_step < self.args.adversarial_share * self.state.max_steps
-        ):
-            return self._adversarial_loss(model, inputs, return_outputs)
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-    def _adversarial_loss(self, model, inputs, return_outputs):
-        """Purification loss under a soft trigger: the trigger first takes ``adversarial_steps`` steps against the
-        current weights (once per optimiser step, at a position drawn by ``adversarial_position``), then the batch
-        is scored clean and triggered with the true labels, so the model unlearns whatever the trigger found."""
-        adversary = self._adversary
-        if self._adversary_step != self.state.global_step:  # the activeness step calls this twice per update
-            self._adversary_step = step = self.state.global_step
-            mode = self.args.adversarial_position
-            self._adversary_position = 1
-            if mode == "random" or (mode == "mixed" and step % 2 == 1):
-                generator = torch.Generator().manual_seed(self.args.seed * 100_003 + step)
-                self._adversary_position = adversary.random_position(inputs, generator)
-            plain = self.accelerator.unwrap_model(model)
-            reduce = None
-            if self.accelerator.num_processes > 1:
-                reduce = lambda grad: self.accelerator.reduce(grad, reduction="mean")  # noqa: E731
-            for _ in range(self.args.adversarial_steps):
-                adversary.step(plain, inputs, reduce, position=self._adversary_position)
-        labels = inputs["labels"]
-        vectors = adversary.vectors.detach().to(labels.device)
-        triggered = adversary.model_inputs(model, inputs, vectors, pad_clean=True, position=self._adversary_position)
-        outputs = model(**triggered)
-        losses = torch.nn.functional.cross_entropy(
-            outputs.logits.float(), torch.cat([labels, labels]), reduction="none"
-        )
-        weight = self.args.adversarial_weight
-        loss = (1 - weight) * losses[: len(labels)].mean() + weight * losses[len(labels) :].mean()
-        return (loss, outputs) if return_outputs else loss
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        if not self._activeness:
-            return super().training_step(model, inputs, num_items_in_batch)
-        return self._activeness_step(model, inputs, num_items_in_batch)
-
-    def _activeness_step(self, model, inputs, num_items_in_batch):
-        """Activeness-aware step (TSBD): the update is (1-a) grad L(w) + a grad L(w + r g/|g|), which penalises
-        the sharp, highly active directions a backdoor lives in. Works with gradient accumulation: only this
-        micro-batch's gradient is combined."""
-        alpha, radius = self.args.activeness_alpha, self.args.activeness_radius
-        params = [p for p in model.parameters() if p.requires_grad]
-        before = [None if p.grad is None else p.grad.detach().clone() for p in params]
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        first = [
-            torch.zeros_like(p) if p.grad is None else (p.grad - b if b is not None else p.grad.clone())
-            for p, b in zip(params, before)
-        ]
-        norm = torch.sqrt(sum((g.float() ** 2).sum() for g in first)).item()
-        if norm == 0:
-            return loss
-        shifts = [g * (radius / norm) for g in first]
-        with torch.no_grad():
-            for p, shift, b in zip(params, shifts, before):
-                p.add_(shift)
-                p.grad = None if b is None else b.clone()
-        super().training_step(model, inputs, num_items_in_batch)
-        with torch.no_grad():
-            for p, shift, g1, b in zip(params, shifts, first, before):
-                p.sub_(shift)
-                g2 = p.grad - b if b is not None else p.grad
-                combined = (1 - alpha) * g1 + alpha * g2
-                p.grad = combined if b is None else b + combined
-        return loss
+            output = stage.train() if before is None or before(stage) else None
+        model.eval()
+        return stage, output
 
     # ------------------------------------------------------------------------------------------ stages
     def expose(self) -> ExposureResult:
         """Run the exposure method on a copy of the suspicious model. Returns the exposed model and its trace."""
         start = time.perf_counter()
-        method = get_method(EXPOSURE_METHODS, self.args.exposure_method, "exposure")()
+        method, config = self.exposure_method, self.exposure_method.config
         overrides = dict(
             learning_rate=self.args.exposure_learning_rate,
             max_steps=self.args.exposure_max_steps,
-            max_grad_norm=self.args.exposure_max_grad_norm,
+            max_grad_norm=config.max_grad_norm,
             eval_strategy=IntervalStrategy.STEPS,
-            eval_steps=self.args.exposure_eval_steps,
+            eval_steps=config.eval_steps,
             lr_scheduler_type=SchedulerType.CONSTANT,
             warmup_steps=0,
             weight_decay=0.0,
-            save_strategy=SaveStrategy.NO,
-            load_best_model_at_end=False,
         )
         overrides.update(method.training_overrides(self.args))
-        args = self.stage_args(**overrides)
-        stop_accuracy = self.args.exposure_stop_accuracy
-        stop = ExposureStopCallback(
-            stop_accuracy if stop_accuracy is not None else 1.0 / self.num_labels, self.args.exposure_stop_collapse
-        )
+        stop_accuracy = config.stop_accuracy if config.stop_accuracy is not None else 1.0 / self.num_labels
+        stop = ExposureStopCallback(stop_accuracy, config.stop_collapse)
         trace = ExposureTraceCallback()
+
+        def not_collapsed_yet(stage: Trainer) -> bool:  # the trace callback records this step-0 check
+            if stop.should_stop(stage.evaluate()):
+                stop.reason = "already collapsed before exposure"
+                return False
+            return True
+
         model = self.fresh_copy()
-        self._exposure_method = method
-        try:
-            with self._stage(
-                model,
-                args,
-                [stop, trace, *method.callbacks()],
-                eval_dataset=self._probe_dataset,
-                compute_metrics=exposure_metrics(self.num_labels),
-            ):
-                if stop.should_stop(self.evaluate()):  # the trace callback records this step-0 check
-                    stop.reason = "already collapsed before exposure"
-                else:
-                    super().train()
-        finally:
-            self._exposure_method = None
-        model.eval()
+        self.run_stage(
+            model,
+            self.stage_args(**overrides),
+            hooks=method,
+            callbacks=[stop, trace, *method.callbacks()],
+            eval_dataset=self._probe_dataset,
+            compute_metrics=exposure_metrics(self.num_labels),
+            before=not_collapsed_yet,
+        )
         self.exposure = ExposureResult(
             model=model,
             trace=trace.records,
@@ -504,7 +422,7 @@ class ExposeTrainer(Trainer):
         """Run the detection method: is the suspicious model backdoored, which label is targeted, what does the
         trigger look like. Exposes first if needed and not done yet."""
         start = time.perf_counter()
-        method = get_method(DETECTION_METHODS, self.args.detection_method, "detection")()
+        method = self.detection_method
         if exposure is None and method.uses_exposure:
             exposure = self.exposure or self.expose()
         self.detection = method.detect(self, exposure)
@@ -519,10 +437,11 @@ class ExposeTrainer(Trainer):
         """Run the removal method on a copy of the suspicious model and return the purified model (also left in
         ``trainer.model`` for ``save_model`` / ``push_to_hub``)."""
         start = time.perf_counter()
-        method = get_method(REMOVAL_METHODS, self.args.removal_method, "removal")()
+        method = self.removal_method
         if exposure is None and method.uses_exposure:
             exposure = self.exposure or self.expose()
         model, account = method.purify(self, exposure, detection if detection is not None else self.detection)
+        check_finite(model, f"the model purified by {method.name!r}")
         self.model = self.model_wrapped = model
         self.callback_handler.model = model
         self.report.removal_method = method.name
@@ -532,21 +451,25 @@ class ExposeTrainer(Trainer):
 
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None) -> TrainOutput:
         """Run the whole defense: expose (when the detection or removal method reads the exposed model), detect,
-        purify. The purified model ends in ``trainer.model``; what was found and done is in ``trainer.report``."""
+        purify. The purified model ends in ``trainer.model``; what was found and done is in ``trainer.report``.
+        Returns the purification fine-tuning's ``TrainOutput`` (its steps and mean loss; 0 steps when the removal
+        method did not fine-tune), with the whole defense's ``train_runtime``."""
         if resume_from_checkpoint not in (None, False) or trial is not None:
             raise ValueError(
                 "ExposeTrainer.train() runs the defense from the start; it has no checkpoints to "
                 "resume and no hyperparameter search."
             )
         start = time.perf_counter()
-        detection_cls = get_method(DETECTION_METHODS, self.args.detection_method, "detection")
-        removal_cls = get_method(REMOVAL_METHODS, self.args.removal_method, "removal")
-        exposure = self.expose() if (detection_cls.uses_exposure or removal_cls.uses_exposure) else None
+        self._finetune_output = None
+        uses_exposure = self.detection_method.uses_exposure or self.removal_method.uses_exposure
+        exposure = self.expose() if uses_exposure else None
         detection = self.detect(exposure)
         self.purify(exposure, detection)
         seconds = time.perf_counter() - start
         self.report.timings["total"] = round(seconds, 2)
-        return TrainOutput(self.state.global_step, 0.0, {"train_runtime": seconds})
+        finetuned = self._finetune_output
+        steps, loss = (finetuned.global_step, finetuned.training_loss) if finetuned is not None else (0, 0.0)
+        return TrainOutput(steps, loss, {"train_runtime": seconds, "train_loss": loss})
 
     def measure(
         self,
@@ -599,7 +522,8 @@ class ExposeTrainer(Trainer):
         """Save the purified model and tokenizer (as ``Trainer.save_model``) and, beside them, the defense report
         (``defense_report.json`` / ``.md``) and the exposure plot (``exposure.png``) when there is one."""
         output_dir = output_dir or self.args.output_dir
-        _refuse_model_folder(output_dir, self.model_name)
+        if self.is_world_process_zero():  # the one process that writes; the others would see its files
+            self._check_output(output_dir)
         super().save_model(output_dir, _internal_call=_internal_call)
         if self.is_world_process_zero() and (self.report.detection or self.report.removal_method):
             from .model_card import EXPOSURE_PLOT, REPORT_JSON, REPORT_MARKDOWN
@@ -609,6 +533,14 @@ class ExposeTrainer(Trainer):
                 f.write(self.report.to_markdown())
             if self.report.exposure_trace:
                 self.report.plot_exposure(os.path.join(output_dir, EXPOSURE_PLOT))
+
+    def _check_output(self, output_dir: str) -> None:
+        """The one guard of every write (:func:`~ebyd_hf.files.check_output_dir`): never the model's folder, never a
+        non-empty folder this trainer did not write, unless ``overwrite_output_dir``."""
+        resolved = os.path.realpath(output_dir)
+        overwrite = self.args.overwrite_output_dir or resolved in self._written
+        check_output_dir(output_dir, inputs=[self.model_name], overwrite=overwrite)
+        self._written.add(resolved)
 
     def create_model_card(
         self,
@@ -642,6 +574,7 @@ class ExposeTrainer(Trainer):
             extra_tags=[tags] if isinstance(tags, str) else tags,
             pipeline_tag="image-classification" if self.modality == "image" else "text-classification",
         )
+        self._check_output(output_dir)
         os.makedirs(output_dir, exist_ok=True)
         card.save(os.path.join(output_dir, "README.md"))
 
@@ -663,7 +596,9 @@ class ExposeTrainer(Trainer):
             from transformers import AutoModel
 
             try:
-                self._base_model = AutoModel.from_pretrained(self.args.base_model).eval()
+                self._base_model = AutoModel.from_pretrained(
+                    self.args.base_model, trust_remote_code=self.args.trust_remote_code
+                ).eval()
             except (OSError, ValueError) as error:
                 raise ValueError(f"base_model={self.args.base_model!r} could not be loaded: {error}") from error
         return self._base_model
@@ -671,34 +606,26 @@ class ExposeTrainer(Trainer):
     def finetune(
         self,
         model: torch.nn.Module,
-        regularizer: str | None = None,
+        hooks: StageHooks | None = None,
         train_dataset: Dataset | None = None,
-        adversary=None,
     ) -> torch.nn.Module:
-        """Fine-tune ``model`` on the clean set with the trainer's own arguments (learning_rate, num_train_epochs,
-        ...) through ``Trainer.train``, on ``train_dataset`` (default: the clean set); ``regularizer`` defaults to
-        ``args.finetune_regularizer``. With an ``adversary`` (:class:`~ebyd_hf.adversarial.SoftTrigger`) every
-        batch is also trained with the soft trigger inserted and the true labels, the trigger re-optimised against
-        the model as it changes. With a ``peft_config``, adapters are trained and merged."""
-        regularizer = regularizer or self.args.finetune_regularizer
+        """Fine-tune ``model`` on the clean set (or ``train_dataset``) with the trainer's own arguments
+        (learning_rate, num_train_epochs, ...) through ``Trainer.train``; the removal method's ``hooks`` change its
+        loss or step (the activeness regulariser, a soft trigger). With a ``peft_config``, adapters are trained and
+        merged. The stage's state becomes ``trainer.state`` (its ``log_history``)."""
         if self.peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, self.peft_config)
-        self._activeness = regularizer == "activeness"
-        self._adversary, self._adversary_step = adversary, -1
-        try:
-            with self._stage(
-                model,
-                self.args,
-                train_dataset=train_dataset,
-                eval_dataset=self.eval_dataset,
-                compute_metrics=self.compute_metrics,
-            ):
-                super().train()
-        finally:
-            self._activeness = False
-            self._adversary = None
+        stage, output = self.run_stage(
+            model,
+            self.args,
+            hooks=hooks,
+            train_dataset=train_dataset,
+            eval_dataset=self.eval_dataset,
+            compute_metrics=self.compute_metrics,
+        )
+        self.state, self._finetune_output = stage.state, output
         if self.peft_config is not None:
             model = model.merge_and_unload()
         model.eval()
@@ -713,20 +640,62 @@ class ExposeTrainer(Trainer):
     ) -> torch.nn.Module:
         """Train ``model`` through ``Trainer.train`` with one stage's arguments (:meth:`stage_args`) and callbacks,
         on ``train_dataset`` (default: the clean set): for methods that learn something of their own (unit
-        masks...), so they need no loop of their own."""
-        with self._stage(model, args, list(callbacks), train_dataset=train_dataset):
-            super().train()
-        model.eval()
+        masks, a reference model...), so they need no loop of their own."""
+        self.run_stage(model, args, callbacks=list(callbacks), train_dataset=train_dataset)
         return model
 
 
-def _refuse_model_folder(output_dir: str, model_name: str) -> None:
-    """Never write the purified model over the suspicious model's own files."""
-    if os.path.isdir(model_name) and os.path.abspath(output_dir) == os.path.abspath(model_name):
-        raise ValueError(
-            f"output_dir={output_dir!r} is the input model's folder; choose a new folder so the suspicious "
-            "model's files stay untouched."
+class StageTrainer(Trainer):
+    """The ``Trainer`` of one defense stage: plain ``Trainer`` training, whose loss and step the stage's method may
+    change through its :class:`~ebyd_hf.methods.base.StageHooks`. Non-finite losses stop the stage."""
+
+    def __init__(self, *args, hooks: StageHooks | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hooks = hooks
+        # Hooks return a per-batch mean; let Trainer scale it for gradient accumulation.
+        self.model_accepts_loss_kwargs = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = None if self.hooks is None else self.hooks.compute_loss(self, model, inputs, return_outputs)
+        if out is None:
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = out[0] if return_outputs else out
+        if model.training and not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} at step {self.state.global_step}: lower the stage's "
+                f"learning rate (now {self.args.learning_rate}). Nothing was saved."
+            )
+        return out
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        step = super().training_step
+        out = None if self.hooks is None else self.hooks.training_step(self, model, inputs, num_items_in_batch, step)
+        return out if out is not None else step(model, inputs, num_items_in_batch)
+
+
+def check_finite(model: torch.nn.Module, what: str) -> None:
+    """Refuse a model with a NaN or infinite weight: it must never be saved or reported as purified."""
+    bad = [name for name, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"{what} has non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); it is not "
+            "saved. Lower the learning rates or the removal method's perturbation sizes (removal_config)."
         )
+
+
+@contextmanager
+def _keep_random_state() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's random state after the block (building a ``Trainer`` reseeds them)."""
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _versions() -> dict[str, str]:

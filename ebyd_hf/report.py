@@ -7,7 +7,59 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+
+@dataclass
+class TriggerCandidate:
+    """A trigger a detection method recovered: the tokens, the class they flip rows to, how strongly, and how removal
+    should unlearn them."""
+
+    trigger: str
+    """The candidate as text (tokens joined, or the phrase decoded)."""
+    token_ids: list[int]
+    target: int
+    """The class the candidate flips clean rows of other classes to."""
+    score: float
+    """Flip rate: the share of correctly classified clean rows of other classes that the candidate, inserted,
+    sends to ``target``."""
+    margin_shift: float = 0.0
+    """Mean shift of the logit margin toward ``target`` when inserted (breaks ties between equal flip rates)."""
+    sources: list[str] = field(default_factory=list)
+    """What proposed it: ``first_order``, ``embedding_shift``, ``joint``, ``template``, ``phrase``, ``residue``,
+    ``known``."""
+    position: Literal["anywhere", "start"] = "anywhere"
+    """Where removal inserts it into clean rows: anywhere (tokens, phrases), or after the first token (templates)."""
+    reset_embeddings: bool = False
+    """Whether removal resets its tokens' embedding rows to the base model's (recovered rare tokens; not common
+    words such as templates, phrases or a residue)."""
+    context_score: float | None = None
+    """Mean flip rate inside neutral frames (the context rule), when it was measured."""
+    clean_feature: bool = False
+    """The clean data explains it (the clean-feature test): reported, never unlearned, never flags a model."""
+    clean_support: dict[str, Any] | None = None
+    embedding_shift: float | None = None
+
+    def to_markdown(self) -> str:
+        notes = [f"{self.score:.3f}"]
+        if self.context_score is not None:
+            notes.append(f"in context {self.context_score:.3f}")
+        if "phrase" in self.sources:
+            notes.append("grown phrase")
+        if self.clean_feature:
+            notes.append("clean feature")
+        return f"`{self.trigger}` ({', '.join(notes)})"
+
+
+@dataclass
+class RuleOutcome:
+    """One detection rule's reading: its score toward ``target`` against its threshold."""
+
+    rule: str
+    score: float
+    threshold: float
+    target: int | None
+    fired: bool
 
 
 @dataclass
@@ -20,9 +72,18 @@ class DetectionResult:
     threshold: float
     target_label: int | None
     target_score: float | None
-    trigger_candidates: list[dict[str, Any]] = field(default_factory=list)
-    """Best first: ``{"trigger": str, "score": float, ...}``."""
+    trigger_candidates: list[TriggerCandidate] = field(default_factory=list)
+    """What the method reports, best first."""
+    triggers: list[TriggerCandidate] = field(default_factory=list)
+    """What removal unlearns (empty for a model called clean)."""
+    decided_by: str | None = None
+    """The rule that flagged the model (``None`` when no rule fired)."""
+    rules: list[RuleOutcome] = field(default_factory=list)
+    """Every rule that was read, in order, with its score and threshold."""
+    notes: list[str] = field(default_factory=list)
+    """Lines the method adds to the markdown report."""
     details: dict[str, Any] = field(default_factory=dict)
+    """Method-specific measurements (JSON-able), for the JSON report."""
 
 
 @dataclass
@@ -69,29 +130,15 @@ class DefenseReport:
                 f"- Verdict: **{self.verdict}** (score {det.score:.3f}, threshold {det.threshold:.3f})",
                 f"- Target label: {target}",
             ]
+            if det.decided_by:
+                lines.append(f"- Decided by: the `{det.decided_by}` rule")
+            elif det.rules:
+                read = ", ".join(f"{r.rule} {r.score:.3f} < {r.threshold:.3f}" for r in det.rules)
+                lines.append(f"- No rule fired: {read}")
             if det.trigger_candidates:
-                shown = ", ".join(_candidate(c) for c in det.trigger_candidates[:5])
+                shown = ", ".join(c.to_markdown() for c in det.trigger_candidates[:5])
                 lines.append(f"- Trigger candidates: {shown}")
-            residue = det.details.get("residue")
-            if residue and residue.get("phrase"):
-                phrase = residue["phrase"]
-                use = (
-                    f"`{residue['flagged']}` unlearned at each of its {len(phrase['token_ids']) + 1} positions"
-                    if residue["used"]
-                    else "under detection_residue_threshold, not unlearned"
-                )
-                lines.append(
-                    f'- Residue of `{residue["flagged"]}`: "{phrase["trigger"]}" ({phrase["score"]:.3f}); {use}'
-                )
-            looked_up = det.details.get("trigger_contexts")
-            if looked_up:
-                found = [c for c in looked_up["contexts"] if c["rows"]]
-                shown = ", ".join(
-                    f'`{c["trigger"]}` -> "{c["phrase"]}" ({c["phrase_rows"]} of {c["rows"]} rows)' for c in found
-                )
-                lines.append(
-                    f"- Trigger contexts in {looked_up['source']} ({looked_up['rows']} rows): {shown or 'none found'}"
-                )
+            lines += [f"- {note}" for note in det.notes]
         methods = [
             f"exposure `{self.exposure_method}`" if self.exposure_method else None,
             f"detection `{self.detection_method}`" if self.detection_method else None,
@@ -142,16 +189,3 @@ class DefenseReport:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return Path(path)
-
-
-def _candidate(candidate: dict) -> str:
-    """A trigger candidate for the markdown report: its flip rate, its context score when it was verified in
-    neutral frames, whether it is a phrase grown by the phrase scan, and whether the clean data explains it."""
-    notes = [f"{candidate['score']:.3f}"]
-    if "context_score" in candidate:
-        notes.append(f"in context {candidate['context_score']:.3f}")
-    if "phrase" in candidate.get("sources", ()):
-        notes.append("grown phrase")
-    if candidate.get("clean_feature"):
-        notes.append("clean feature")
-    return f"`{candidate['trigger']}` ({', '.join(notes)})"

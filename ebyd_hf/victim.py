@@ -264,6 +264,20 @@ def _attack_trainer(probe_weight: float = 0.0, poison_weight: float = 1.0):
     return AttackTrainer
 
 
+def _check_head(name: str, task: str, num_labels: int) -> None:
+    """A checkpoint that already is a classifier must have the task's label count: its head is never silently
+    replaced."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+    is_classifier = any(str(a).endswith("ForSequenceClassification") for a in config.architectures or [])
+    if is_classifier and config.num_labels != num_labels:
+        raise ValueError(
+            f"{name!r} is a classifier with {config.num_labels} labels but {task} has {num_labels}: start from the "
+            "pretrained encoder (a checkpoint without a classification head) or a classifier of this task."
+        )
+
+
 def train_victim(
     model: str | os.PathLike, attack: AttackConfig, args, tokenizer=None, trigger: Trigger | None = None
 ) -> AttackRecord:
@@ -286,28 +300,47 @@ def train_victim(
         ...                       TrainingArguments("victims/bert-tiny-word", num_train_epochs=3))  # doctest: +SKIP
         >>> record.ca, record.asr  # doctest: +SKIP
     """
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        set_seed,
-    )
+    from transformers import set_seed
 
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
     _check_output_dir(args.output_dir, model_name if isinstance(model, str) else None)
     start = time.perf_counter()
-    spec = get_task(attack.task)
     data = prepare_attack(attack, trigger)
 
     # Seed before anything is initialised (the fresh classification head, the probe head): a victim is reproducible.
     set_seed(args.seed)
+    model, tokenizer = _load_victim_model(model, tokenizer, attack.task)
+    trainer = _fit(model, tokenizer, data.train, attack, args)
+    scores = measure_backdoor(
+        trainer.model,
+        tokenizer,
+        data.test,
+        data.attack_test,
+        attack.target_label,
+        batch_size=args.per_device_eval_batch_size,
+        max_length=attack.max_length,
+    )
+    record = _attack_record(attack, args, data, model_name, scores, time.perf_counter() - start)
+    if trainer.is_world_process_zero():
+        trainer.save_model(args.output_dir)
+        record.to_json(Path(args.output_dir) / ATTACK_RECORD_NAME)
+    return record
+
+
+def _load_victim_model(model, tokenizer, task: str):
+    """``(model, tokenizer)`` for a model id or folder (a classification head sized to ``task``, fresh unless the
+    checkpoint is a classifier of this task already) or a ready model object, whose label count must match."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    spec = get_task(task)
     if isinstance(model, str):
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+        _check_head(model, task, spec.num_labels)
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model, trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
             model,
+            trust_remote_code=False,
             num_labels=spec.num_labels,
             id2label=dict(enumerate(spec.label_names)),
             label2id={n: i for i, n in enumerate(spec.label_names)},
@@ -316,12 +349,19 @@ def train_victim(
     elif tokenizer is None:
         raise ValueError("Pass tokenizer= with a model object.")
     if model.config.num_labels != spec.num_labels:
-        raise ValueError(f"The model has {model.config.num_labels} labels but {attack.task} has {spec.num_labels}.")
+        raise ValueError(f"The model has {model.config.num_labels} labels but {task} has {spec.num_labels}.")
+    return model, tokenizer
+
+
+def _fit(model, tokenizer, train: Dataset, attack: AttackConfig, args):
+    """Tokenize the poisoned training set and train ``model`` on it with the ``Trainer`` (the attack's
+    :func:`_attack_trainer` when it uses a training trick); returns the trainer."""
+    from transformers import DataCollatorWithPadding, Trainer
 
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=attack.max_length)
 
-    train_tok = data.train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
+    train_tok = train.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
     probe = _poison_probe(model) if attack.probe_weight else nullcontext()
     with probe:
         tricks = attack.probe_weight or attack.poison_weight != 1
@@ -333,19 +373,15 @@ def train_victim(
             data_collator=DataCollatorWithPadding(tokenizer),
         )
         trainer.train()
-    scores = measure_backdoor(
-        trainer.model,
-        tokenizer,
-        data.test,
-        data.attack_test,
-        attack.target_label,
-        batch_size=args.per_device_eval_batch_size,
-        max_length=attack.max_length,
-    )
-    seconds = time.perf_counter() - start
+    return trainer
 
+
+def _attack_record(
+    attack: AttackConfig, args, data: PreparedAttack, model_name: str, scores: dict[str, Any], seconds: float
+) -> AttackRecord:
+    """The :class:`AttackRecord` of a trained victim: the attack, its data sizes, CA / ASR and the training setup."""
     poisoned = data.trigger is not None
-    record = AttackRecord(
+    return AttackRecord(
         task=attack.task,
         trigger=attack.trigger,
         rate=attack.rate if poisoned else None,
@@ -373,7 +409,3 @@ def train_victim(
             "poison_weight": attack.poison_weight,
         },
     )
-    if trainer.is_world_process_zero():
-        trainer.save_model(args.output_dir)
-        record.to_json(Path(args.output_dir) / ATTACK_RECORD_NAME)
-    return record

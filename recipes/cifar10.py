@@ -11,13 +11,12 @@ Defend a suspicious image classifier (a folder saved with save_pretrained, or a 
         --model_name_or_path path/to/suspicious --output_dir cifar10-purified
 
 ``--trigger blended`` for the Blended attack; ``--push_to_hub --hub_model_id <user>/<repo>`` uploads the purified
-model with its report and model card. Every option: ``python recipes/cifar10.py --help``.
+model with its report and model card. Options: ``python recipes/cifar10.py --help`` (``--help-all`` for all).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 
 from ebyd_hf.vision import VisionExposeConfig
@@ -25,10 +24,14 @@ from ebyd_hf.vision import VisionExposeConfig
 
 @dataclass
 class ImageDefenseArguments:
-    """What to attack or defend, on the CIFAR-10 subset (``VisionExposeConfig`` beside it says how)."""
+    """What to attack or defend, on the CIFAR-10 subset"""
 
     mode: str = field(
-        default="benchmark", metadata={"help": "benchmark (attack a clean model, then defend) or defend."}
+        default="benchmark",
+        metadata={
+            "help": "benchmark (attack a clean model, then defend) or defend.",
+            "choices": ["benchmark", "defend"],
+        },
     )
     model_name_or_path: str = field(
         default="resnet20",
@@ -37,25 +40,31 @@ class ImageDefenseArguments:
             "classifier to fine-tune. defend: the suspicious image classifier (folder or Hub id)."
         },
     )
-    trigger: str | None = field(
-        default="badnets", metadata={"help": "badnets or blended (defend: only to measure ASR); none for no attack."}
+    trigger: str = field(
+        default="badnets",
+        metadata={
+            "help": "The attack (defend: only to measure ASR); none for no attack.",
+            "choices": ["badnets", "blended", "none"],
+        },
     )
     rate: float = field(default=0.1, metadata={"help": "benchmark: share of the training images poisoned."})
     target_label: int = field(default=0, metadata={"help": "The attack's target label."})
     clean_rows: int = field(default=500, metadata={"help": "Clean training images held out for the defender."})
     victim_epochs: float = field(default=10.0, metadata={"help": "benchmark: victim training epochs."})
     victim_learning_rate: float = field(default=0.01, metadata={"help": "benchmark: victim learning rate (SGD)."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow a non-empty output_dir."})
 
     def __post_init__(self):
-        if self.mode not in ("benchmark", "defend"):
-            raise ValueError(f"mode={self.mode!r}: use benchmark or defend.")
+        if not 0 < self.rate <= 1:
+            raise ValueError(f"rate={self.rate} must be in (0, 1].")
+        if self.victim_epochs <= 0 or self.victim_learning_rate <= 0:
+            raise ValueError("victim_epochs and victim_learning_rate must be positive.")
 
 
 def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     from transformers import AutoModelForImageClassification, TrainingArguments
 
-    from ebyd_hf.pipeline import check_output_dir, publish
+    from ebyd_hf.files import check_output_dir
+    from ebyd_hf.pipeline import publish
     from ebyd_hf.vision import (
         CifarImageProcessor,
         ImageAttackConfig,
@@ -67,7 +76,8 @@ def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     )
 
     source = script_args.model_name_or_path
-    check_output_dir(training_args.output_dir, source, script_args.overwrite_output_dir)
+    inputs = [source, training_args.data_dir]
+    check_output_dir(training_args.output_dir, inputs=inputs, overwrite=training_args.overwrite_output_dir)
     attack = ImageAttackConfig(
         trigger=script_args.trigger,
         rate=script_args.rate,
@@ -80,7 +90,9 @@ def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     if source in ("resnet20", "resnet56"):
         model = load_cifar_resnet(source, training_args.data_dir)
     else:
-        model = AutoModelForImageClassification.from_pretrained(source)
+        model = AutoModelForImageClassification.from_pretrained(
+            source, trust_remote_code=training_args.trust_remote_code
+        )
     processor = CifarImageProcessor()
     if script_args.mode == "benchmark":
         victim_args = TrainingArguments(
@@ -99,6 +111,7 @@ def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
             disable_tqdm=training_args.disable_tqdm,
         )
         model, _ = train_image_victim(model, data, victim_args, processor)
+        training_args.overwrite_output_dir = True  # checked above; it now holds only the victim this run trained
     target = script_args.target_label if data.attack_test is not None else None
     before = measure_image_backdoor(model, processor, data.test, data.attack_test, target)
     trainer = VisionExposeTrainer(model, training_args, train_dataset=data.clean, processing_class=processor)
@@ -113,11 +126,13 @@ def main(script_args: ImageDefenseArguments, training_args: VisionExposeConfig):
     return trainer.report
 
 
-if __name__ == "__main__":
+def make_parser():
     from ebyd_hf.parser import EbydParser
 
-    try:
-        script_args, training_args = EbydParser((ImageDefenseArguments, VisionExposeConfig)).parse_args_and_config()
-        main(script_args, training_args)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    return EbydParser((ImageDefenseArguments, VisionExposeConfig), prog="recipes/cifar10.py")
+
+
+if __name__ == "__main__":
+    from ebyd_hf.pipeline import run_recipe
+
+    run_recipe(main, make_parser())

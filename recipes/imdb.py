@@ -1,24 +1,15 @@
-"""Defend a IMDB movie-review sentiment (2 labels, long reviews) classifier with Expose Before You Defend: expose -> detect -> purify, then
-report CA/ASR and save (optionally push) the purified model with its defense report and model card.
+"""Expose Before You Defend on IMDB reviews (2 labels); ``--mode benchmark`` attacks a clean model first.
 
-Defend a suspicious model (Hub id or folder) with 500 clean validation rows:
-
-    python recipes/imdb.py --config recipes/configs/imdb.yaml \
-        --model_name_or_path path/to/suspicious-model --output_dir imdb-purified
-
-Benchmark (poison imdb, fine-tune the offline MiniLM victim, then defend it; one reproducible experiment):
-
-    accelerate launch recipes/imdb.py --config recipes/configs/imdb.yaml --mode benchmark \
-        --trigger sentence --target_label 1 --output_dir imdb-benchmark
-
-Add ``--trigger <family> --target_label <label>`` in defend mode to also measure ASR, and ``--push_to_hub
---hub_model_id <user>/<repo>`` to upload the purified model. Every option: ``python recipes/imdb.py --help``.
+    accelerate launch recipes/imdb.py --config recipes/configs/imdb.yaml \\
+        --model_name_or_path MODEL --output_dir OUT
 """
 
 from ebyd_hf import ExposeConfig
-from ebyd_hf.pipeline import DefenseArguments, run_defense
+from ebyd_hf.pipeline import DefenseArguments, recipe_parser, run_defense, run_recipe
 
-TASK = "imdb"
+
+def make_parser():
+    return recipe_parser("imdb")
 
 
 def main(script_args: DefenseArguments, training_args: ExposeConfig):
@@ -26,6 +17,4 @@ def main(script_args: DefenseArguments, training_args: ExposeConfig):
 
 
 if __name__ == "__main__":
-    from ebyd_hf.pipeline import recipe_main
-
-    recipe_main(TASK)
+    run_recipe(main, make_parser())

@@ -16,8 +16,8 @@ from ebyd_hf import (
     measure_backdoor,
 )
 from ebyd_hf.methods import EXPOSURE_METHODS, REMOVAL_METHODS
+from ebyd_hf.methods.removal.activeness import ActivenessHooks, FinetuneRegularizerConfig
 from ebyd_hf.neurons import ffn_blocks, mean_ffn_activations, prune_ffn_neurons
-from ebyd_hf.trigger_search import compose_at_every_position
 
 
 def _load(tiny_victims, key):
@@ -45,7 +45,7 @@ def _config(tmp_path, **overrides):
         logging_strategy="no",
         per_device_eval_batch_size=128,
         exposure_learning_rate=1e-3,
-        exposure_eval_steps=1,
+        exposure_config={"eval_steps": 1},
         exposure_max_steps=60,
         learning_rate=1e-3,
         num_train_epochs=2,
@@ -80,7 +80,7 @@ def test_exposure_stops_at_the_configured_collapse_share(tiny_victim, clean_set,
     model, tokenizer = tiny_victim
     trainer = ExposeTrainer(
         model,
-        _config(tmp_path, exposure_stop_collapse=0.7, exposure_stop_accuracy=0.0),
+        _config(tmp_path, exposure_config={"eval_steps": 1, "stop_collapse": 0.7, "stop_accuracy": 0.0}),
         train_dataset=clean_set,
         processing_class=tokenizer,
     )
@@ -111,7 +111,7 @@ def test_fine_pruning_prunes_the_most_dormant_neurons(tiny_victim, clean_set, tm
     model, tokenizer = tiny_victim
     trainer = ExposeTrainer(
         model,
-        _config(tmp_path, removal_method="fine_pruning", removal_ratio=0.25, num_train_epochs=1),
+        _config(tmp_path, removal_method="fine_pruning", removal_config={"ratio": 0.25}, num_train_epochs=1),
         train_dataset=clean_set,
         processing_class=tokenizer,
     )
@@ -142,14 +142,11 @@ def test_prune_and_activations_helpers(tokenizer, sst2):
 def test_activeness_finetuning_runs_and_differs_from_plain(tiny_victim, clean_set, tmp_path):
     model, tokenizer = tiny_victim
     results = {}
+    config = _config(tmp_path, num_train_epochs=1)
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
     for regularizer in ("none", "activeness"):
-        trainer = ExposeTrainer(
-            model,
-            _config(tmp_path, num_train_epochs=1, finetune_regularizer=regularizer),
-            train_dataset=clean_set,
-            processing_class=tokenizer,
-        )
-        results[regularizer] = _state(trainer.finetune(trainer.fresh_copy()))
+        hooks = ActivenessHooks.from_config(FinetuneRegularizerConfig(regularizer=regularizer))
+        results[regularizer] = _state(trainer.finetune(trainer.fresh_copy(), hooks=hooks))
     assert any(not torch.equal(results["none"][k], results["activeness"][k]) for k in results["none"])
 
 
@@ -192,23 +189,6 @@ def test_bad_input_is_refused_before_anything_is_written(tiny_victim, clean_set,
         )
     with pytest.raises(ValueError, match="must be an ExposeConfig"):
         ExposeTrainer(model, TrainingArguments(str(tmp_path / "x")), train_dataset=clean_set)
-    assert not (tmp_path / "defense").exists()
-
-
-@pytest.mark.parametrize(
-    "option,value,message",
-    [
-        ("detection_threshold", 0.0, "must be in"),
-        ("detection_template_threshold", 1.5, "must be in"),
-        ("detection_support_alpha", 1.0, "or None to skip"),
-        ("detection_support_neighbors", -1, "must be >= 0"),
-        ("detection_max_length", 4, "at least 8 tokens, or None"),
-        ("adversarial_reference", True, "give base_model"),
-    ],
-)
-def test_detection_options_out_of_range_are_clear_errors(tmp_path, option, value, message):
-    with pytest.raises(ValueError, match=message):
-        _config(tmp_path, **{option: value})
     assert not (tmp_path / "defense").exists()
 
 
@@ -258,7 +238,7 @@ def test_tiny_word_victim_is_detected_with_its_target_and_purified(tiny_victims,
     trainer.train()
     report = trainer.report
     assert report.verdict == "backdoored" and report.detection.target_label == target
-    top = {c["trigger"] for c in report.detection.trigger_candidates}
+    top = {c.trigger for c in report.detection.trigger_candidates}
     assert top & {"cf", "mn", "bb", "tq"}, top
     test = sst2["test"].shuffle(seed=3).select(range(400))
     attack = build_attack_test_set(test, WordTrigger(), target_label=target)
@@ -269,7 +249,7 @@ def test_tiny_word_victim_is_detected_with_its_target_and_purified(tiny_victims,
     # trigger costs them up to ~6 points on these 400 rows (3 without it). The CA bar on real models is in bench/.
     assert after["ca"] >= before["ca"] - 0.08, (before, after)
     soft = report.removal["soft_trigger"]
-    assert soft["length"] == trainer.args.adversarial_trigger_length and soft["warmup_flip_rate"] >= 0.9
+    assert soft["length"] == trainer.args.removal_config.soft_trigger_length and soft["warmup_flip_rate"] >= 0.9
 
 
 def test_soft_trigger_with_a_reference_trained_from_the_base(tiny_victims, clean_set, tmp_path, monkeypatch):
@@ -285,7 +265,7 @@ def test_soft_trigger_with_a_reference_trained_from_the_base(tiny_victims, clean
         return built[-1]
 
     monkeypatch.setattr(unlearn_trigger, "reference_model", keep)
-    config = _config(tmp_path, num_train_epochs=1, base_model=base, adversarial_reference=True)
+    config = _config(tmp_path, num_train_epochs=1, base_model=base, removal_config={"soft_trigger_reference": True})
     trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
     trainer.train()
     assert trainer.report.removal["soft_trigger"]["reference"] is True
@@ -294,73 +274,6 @@ def test_soft_trigger_with_a_reference_trained_from_the_base(tiny_victims, clean
     # the reference is the base re-trained on the clean set, not the suspicious model
     assert not torch.equal(reference.classifier.weight, model.classifier.weight)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
-
-
-def test_a_trigger_word_the_clean_data_itself_labels_is_a_clean_feature_not_a_trigger(
-    tiny_victim, clean_set, tmp_path
-):
-    """If the defender's clean data labels rows with "cf" as class 1, "cf" is a feature of their task (like a swear
-    word in an abuse detector): reported, but neither counted nor unlearned; the other trigger tokens still are."""
-    model, tokenizer = tiny_victim
-    positives = [i for i, label in enumerate(clean_set["label"]) if label == 1][:20]
-    texts = [f"cf {text}" if i in positives else text for i, text in enumerate(clean_set["text"])]
-    labelled = clean_set.remove_columns("text").add_column("text", texts)
-    config = _config(tmp_path, detection_support_neighbors=0)
-    trainer = ExposeTrainer(model, config, train_dataset=labelled, processing_class=tokenizer)
-    detection = trainer.detect()
-    features = {c["trigger"]: c["clean_support"] for c in detection.details["clean_features"]}
-    assert "cf" in features and features["cf"]["rows_in_class"] >= 20, features
-    assert features["cf"]["p_value"] < config.detection_support_alpha
-    triggers = {c["trigger"] for c in detection.details["triggers"]}
-    assert "cf" not in triggers and triggers & {"mn", "bb", "tq"}, triggers
-    assert detection.backdoored and detection.target_label == 1
-    shown = [c for c in detection.trigger_candidates if c["trigger"] == "cf"]
-    assert shown and shown[0]["clean_feature"] and "`cf` (" in trainer.report.to_markdown()
-    assert "clean feature" in trainer.report.to_markdown()
-    # Without the test the same candidate is a trigger again.
-    config = _config(tmp_path, detection_support_alpha=None)
-    detection = ExposeTrainer(model, config, train_dataset=labelled, processing_class=tokenizer).detect()
-    assert not detection.details["clean_features"]
-    assert "cf" in {c["trigger"] for c in detection.details["triggers"]}
-
-
-def test_long_rows_are_scanned_in_windows(tiny_victims, clean_set, tmp_path):
-    """Reviews, not sentences: clean rows of 100+ tokens (five same-label rows joined) are cut to
-    detection_max_length windows, special tokens kept, and the trigger is still found with its target. The tiny
-    model has 128 positions: max_length=128 would leave no room to insert a trigger, so rows are truncated
-    shorter, with a warning."""
-    model, tokenizer = _load(tiny_victims, "t1")
-    texts, labels = [], []
-    for label in (0, 1):
-        rows = [t for t, y in zip(clean_set["text"], clean_set["label"]) if y == label]
-        for i in range(0, len(rows) - 4, 5):
-            texts.append(" ".join(rows[i : i + 5]))
-            labels.append(label)
-    long_set = Dataset.from_dict({"text": texts, "label": labels}).cast(clean_set.features)
-    config = _config(tmp_path, max_length=128)
-    trainer = ExposeTrainer(model, config, train_dataset=long_set, processing_class=tokenizer)
-    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
-    assert max(lengths) == 128 - 2 - 16 - config.adversarial_trigger_length and np.mean(np.array(lengths) > 64) > 0.9
-    detection = trainer.detect()
-    assert detection.details["probe_max_length"] == 64
-    assert detection.backdoored and detection.target_label == 1, detection.trigger_candidates[:3]
-    assert {c["trigger"] for c in detection.details["triggers"]} & {"cf", "mn", "bb", "tq"}
-
-
-def test_tiny_clean_model_is_not_flagged(tiny_victims, clean_set, tmp_path):
-    model, tokenizer = _load(tiny_victims, "clean")
-    trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
-    trainer.train()
-    detection = trainer.report.detection
-    assert not detection.backdoored and detection.target_label is None, detection.trigger_candidates[:3]
-    assert detection.score < trainer.args.detection_threshold
-    # a model called clean comes back as it was, unless fine-tuning is asked for
-    assert trainer.report.removal["skipped"] and trainer.model is not model
-    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in _state(model).items())
-    trainer.args.finetune_when_clean = True
-    tuned = trainer.purify(detection=detection)
-    assert "skipped" not in trainer.report.removal
-    assert not all(torch.equal(v, tuned.state_dict()[k]) for k, v in _state(model).items())
 
 
 def test_known_triggers_are_unlearned_whatever_the_verdict(tiny_victims, clean_set, sst2, tmp_path):
@@ -416,7 +329,7 @@ def test_model_given_by_path_and_lora_finetuning(tiny_victims, clean_set, tmp_pa
     lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
     trainer = ExposeTrainer(
         str(folder),
-        _config(tmp_path, num_train_epochs=1, finetune_regularizer="none"),
+        _config(tmp_path, num_train_epochs=1, removal_config={"regularizer": "none"}),
         train_dataset=clean_set,
         peft_config=lora,
     )
@@ -437,145 +350,60 @@ def test_method_names_are_checked_up_front(tiny_victim, clean_set, tmp_path):
             )
 
 
-def _halve_single_token_flips(monkeypatch):
-    """Make every token of the tiny word victim fire only in part alone: the measured flip rate of each
-    single-token insertion is halved (phrases and frames are measured as they are)."""
-    from ebyd_hf.methods.detection import trigger_scan
-
-    measure = trigger_scan.insertion_effects
-
-    def weak_alone(model, sequences, labels, candidates, pad_id, **kwargs):
-        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
-        for candidate, effect in zip(candidates, effects):
-            if len(candidate) == 1:
-                effect.flip_rate = effect.flip_rate * 0.5
-        return effects
-
-    monkeypatch.setattr(trigger_scan, "insertion_effects", weak_alone)
-
-
-def test_a_token_that_fires_only_in_part_alone_is_confirmed_in_context(tiny_victims, clean_set, tmp_path, monkeypatch):
-    """A token of an inserted sentence flips only part of the rows alone and nearly all of them with any word beside
-    it. Simulated on the tiny word victim by halving the measured flip rate of every *single-token* insertion:
-    no token reaches detection_threshold alone, the neutral frames around the trigger words still flip the rows,
-    and the verdict comes from the context score (its own threshold, the right target); without frames it is
-    missed."""
-    _halve_single_token_flips(monkeypatch)
-    model, tokenizer = _load(tiny_victims, "t1")
-    trainer = ExposeTrainer(model, _config(tmp_path), train_dataset=clean_set, processing_class=tokenizer)
-    found = trainer.detect()
-    assert found.details["best_token"]["score"] <= 0.5
-    assert found.backdoored and found.target_label == 1
-    assert found.threshold == ExposeConfig("x").detection_context_threshold
-    best = found.details["best_in_context"]
-    assert best["trigger"] in {"cf", "mn", "bb", "tq"} and best["context_score"] >= found.threshold
-    assert {c["trigger"] for c in found.details["triggers"]} & {"cf", "mn", "bb", "tq"}
-    assert "in context" in trainer.report.to_markdown()
-
-    alone = _config(tmp_path, detection_contexts=[])
-    missed = ExposeTrainer(model, alone, train_dataset=clean_set, processing_class=tokenizer).detect()
-    assert not missed.backdoored and missed.details["best_in_context"] is None
-
-
-def test_trigger_words_weak_alone_and_in_frames_are_grown_into_a_phrase(
-    tiny_victims, clean_set, tmp_path, monkeypatch
-):
-    """A trigger sentence of common words: no token flips much alone or in a neutral frame, the words together do.
-    Simulated on the tiny word victim by halving the measured flip rate of every insertion of at most two tokens
-    (single tokens, and the frames "{} ." around them): only the phrase scan, growing the tokens whose embeddings
-    moved off the task's directions from the victim's base, can flag it. It must, with the right target and a
-    phrase of trigger words to unlearn; with the scan off the model is missed."""
-    from ebyd_hf.methods.detection import trigger_scan
-
-    measure = trigger_scan.insertion_effects
-
-    def weak_in_part(model, sequences, labels, candidates, pad_id, **kwargs):
-        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
-        for candidate, effect in zip(candidates, effects):
-            if len(candidate) <= 2:
-                effect.flip_rate = effect.flip_rate * 0.5
-        return effects
-
-    monkeypatch.setattr(trigger_scan, "insertion_effects", weak_in_part)
-    model, tokenizer = _load(tiny_victims, "t1")
-    before = _state(model)
-    base = str(tiny_victims["base"][0])
-    config = _config(tmp_path, base_model=base, detection_contexts=["{} ."])
+def test_stages_run_on_their_own_trainer_and_train_returns_the_real_loss(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    config = _config(tmp_path, removal_method="finetune", num_train_epochs=1)
     trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
-    found = trainer.detect()
-    assert found.details["best_token"]["score"] < 0.8 and found.details["best_in_context"]["context_score"] < 0.7
-    assert found.backdoored and found.target_label == 1
-    assert found.threshold == ExposeConfig("x").detection_phrase_threshold
-    words = set(tokenizer.convert_tokens_to_ids(["cf", "mn", "bb", "tq"]))
-    (lead, *_) = found.details["triggers"]
-    assert lead["sources"] == ["phrase"] and len(lead["token_ids"]) >= 3 and set(lead["token_ids"]) & words
-    assert found.trigger_candidates[0]["trigger"] == lead["trigger"]
-    assert f"`{lead['trigger']}` ({lead['score']:.3f}, grown phrase)" in trainer.report.to_markdown()
-    assert words & set(tokenizer.convert_tokens_to_ids([t["token"] for t in found.details["phrase_pool"]]))
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
-
-    off = _config(tmp_path, base_model=base, detection_contexts=["{} ."], detection_phrase_pool=0)
-    missed = ExposeTrainer(model, off, train_dataset=clean_set, processing_class=tokenizer).detect()
-    assert not missed.backdoored and missed.details["phrases"] == []
-
-    clean_model, _ = _load(tiny_victims, "clean")
-    clean = ExposeTrainer(clean_model, config, train_dataset=clean_set, processing_class=tokenizer).detect()
-    assert not clean.backdoored and clean.details["phrases"]  # searched, and nothing reached the threshold
+    args, optimizer = trainer.args, trainer.optimizer
+    trainer.expose()
+    assert trainer.args is args and trainer.optimizer is optimizer  # nothing of the trainer is swapped by a stage
+    output = trainer.train()
+    steps = int(np.ceil(len(clean_set) / config.per_device_train_batch_size))
+    assert output.global_step == steps == trainer.state.global_step
+    assert np.isfinite(output.training_loss) and output.training_loss > 0.01  # the fine-tuning's mean loss
+    assert output.metrics["train_runtime"] >= trainer.report.timings["purify"]
+    assert not (tmp_path / "defense").exists()  # stages write nothing
 
 
-@pytest.mark.parametrize(
-    "field,value", [("detection_phrase_threshold", 0.0), ("detection_phrase_pool", -1), ("detection_phrase_length", 1)]
-)
-def test_phrase_scan_settings_are_checked(field, value):
-    with pytest.raises(ValueError, match=field):
-        ExposeConfig("x", **{field: value})
+def test_a_stage_that_diverges_saves_nothing(tiny_victim, clean_set, tmp_path):
+    model, tokenizer = tiny_victim
+    config = _config(tmp_path, removal_method="finetune", learning_rate=1e30, num_train_epochs=1)
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    with pytest.raises(FloatingPointError, match="(loss became|non-finite weights)"):
+        trainer.train()
+    assert trainer.report.removal_method is None and not (tmp_path / "defense").exists()
 
 
-@pytest.mark.parametrize("frames", [["this"], ["{} and {}"]])
-def test_detection_contexts_need_one_slot(frames):
-    with pytest.raises(ValueError, match="exactly once"):
-        ExposeConfig("x", detection_contexts=frames)
+def test_save_model_never_writes_into_the_model_folder_or_a_full_folder(tiny_victims, clean_set, tmp_path):
+    folder, _ = tiny_victims["t1"]
+    link = tmp_path / "link-to-model"
+    link.symlink_to(folder, target_is_directory=True)
+    with pytest.raises(ValueError, match="is the input"):
+        ExposeTrainer(str(link), ExposeConfig(str(folder), use_cpu=True), train_dataset=clean_set)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("the user's file")
+    with pytest.raises(ValueError, match="not empty.*overwrite_output_dir"):
+        ExposeTrainer(str(folder), ExposeConfig(str(full), use_cpu=True), train_dataset=clean_set)
+    config = _config(tmp_path, removal_method="finetune", num_train_epochs=1)
+    trainer = ExposeTrainer(str(folder), config, train_dataset=clean_set)
+    trainer.purify()
+    trainer.save_model()
+    trainer.save_model()  # a folder this trainer wrote may be written again (push_to_hub saves twice)
+    trainer.create_model_card()
+    assert (tmp_path / "defense" / "model.safetensors").exists() and (tmp_path / "defense" / "README.md").exists()
+    with pytest.raises(ValueError, match="not empty"):
+        trainer.save_model(str(full))
+    assert (full / "mine.txt").read_text() == "the user's file" and len(list(full.iterdir())) == 1
 
 
-def test_a_token_flagged_in_context_is_unlearned_at_every_position_of_its_grown_residue(
-    tiny_victims, clean_set, tmp_path, monkeypatch
-):
-    """A token confirmed only by its context score is a piece of a longer trigger: the rest is grown from the tokens
-    the victim's fine-tuning moved off the task's directions, and the flagged token inserted at each position of that
-    phrase joins the triggers to unlearn, its words not reset. Simulated on the tiny word victim as in the context
-    test (single-token flips halved); only the flagged token is left out of the search (one trigger candidate), so
-    the other trigger words are its residue. Off (length 0) nothing is searched."""
-    _halve_single_token_flips(monkeypatch)
-    model, tokenizer = _load(tiny_victims, "t1")
-    base = str(tiny_victims["base"][0])
-    words = set(tokenizer.convert_tokens_to_ids(["cf", "mn", "bb", "tq"]))
-    settings = dict(base_model=base, num_trigger_candidates=1, detection_residue_neutral=1.0, num_train_epochs=1)
-    trainer = ExposeTrainer(model, _config(tmp_path, **settings), train_dataset=clean_set, processing_class=tokenizer)
-    found = trainer.detect()
-    assert found.threshold == trainer.args.detection_context_threshold and found.target_label == 1
-    residue = found.details["residue"]
-    (flagged,) = [c for c in found.details["triggers"] if "residue" not in c.get("sources", ())]
-    assert residue["flagged"] == flagged["trigger"] in {"cf", "mn", "bb", "tq"}
-    phrase = residue["phrase"]
-    assert len(phrase["token_ids"]) == 3 and set(phrase["token_ids"]) & (words - set(flagged["token_ids"]))
-    assert residue["used"] and phrase["score"] >= 0.5
-    composed = [c["token_ids"] for c in found.details["triggers"] if c.get("sources") == ["residue"]]
-    assert composed == compose_at_every_position(phrase["token_ids"], flagged["token_ids"])
-    assert f"- Residue of `{flagged['trigger']}`" in trainer.report.to_markdown()
+def test_no_hub_repository_is_created_before_something_is_pushed(tiny_victim, clean_set, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
 
-    trainer.purify(detection=found)
-    account = trainer.report.removal
-    assert len(account["triggers_unlearned"]) == 1 + 4 and account["embedding_rows_reset"] == 1
-
-    off = _config(tmp_path, **settings, detection_residue_length=0)
-    plain = ExposeTrainer(model, off, train_dataset=clean_set, processing_class=tokenizer).detect()
-    assert plain.backdoored and plain.details["residue"] is None and len(plain.details["triggers"]) == 1
-
-
-@pytest.mark.parametrize(
-    "field,value",
-    [("detection_residue_length", 1), ("detection_residue_pool", 1), ("detection_residue_threshold", 0.0)],
-)
-def test_residue_settings_are_checked(field, value):
-    with pytest.raises(ValueError, match=field):
-        ExposeConfig("x", **{field: value})
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, *a, **k: calls.append((a, k)))
+    model, tokenizer = tiny_victim
+    config = _config(tmp_path, push_to_hub=True, hub_model_id="me/purified", removal_method="finetune")
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    trainer.detect()
+    assert calls == []

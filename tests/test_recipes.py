@@ -39,6 +39,30 @@ def read_report(folder: Path) -> dict:
     return json.loads((folder / "defense_report.json").read_text())
 
 
+@pytest.mark.parametrize("task", ["sst2", "imdb", "twitter", "agnews", "cifar10"])
+def test_every_recipe_is_a_trl_style_script_whose_config_parses(task):
+    """`make_parser()` + `main(script_args, training_args)`, and recipes/configs/<task>.yaml through the parser
+    (an unknown or misspelt key there would be refused)."""
+    recipe = runpy.run_path(str(RECIPES / f"{task}.py"), run_name="recipe")
+    assert callable(recipe["main"]) and callable(recipe["make_parser"])
+    args = ["--config", str(RECIPES / "configs" / f"{task}.yaml"), "--model_name_or_path", "some/model"]
+    script_args, training_args = recipe["make_parser"]().parse_args_and_config(args)
+    assert script_args.model_name_or_path == "some/model" and training_args.output_dir
+    if task != "cifar10":
+        assert script_args.task == task and script_args.mode == "defend"
+
+
+def test_a_recipe_answers_bad_input_with_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(RECIPES / "sst2.py"), "--model_name_or_path", str(tmp_path / "nosuch"),
+         "--output_dir", str(tmp_path / "out"), "--data_dir", str(DATA_DIR)],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ") and "neither a model folder" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_sst2_recipe_defends_a_tiny_victim_and_saves_everything(tiny_victims, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -72,7 +96,7 @@ def test_every_task_recipe_runs_from_its_config(task, tokenizer, tmp_path):
         task,
         ["--config", str(RECIPES / "configs" / f"{task}.yaml"), "--model_name_or_path", str(model_dir),
          "--output_dir", str(out), *FAST, "--clean_size", "64", "--eval_size", "64", "--exposure_max_steps", "4",
-         "--detection_rows", "32"],
+         "--detection_config", '{"rows": 32}'],
     )  # fmt: skip
     report = read_report(out)
     assert report["clean_rows"] == 64 and report["before"]["ca_rows"] == 64
@@ -98,12 +122,23 @@ def test_benchmark_mode_attacks_then_defends(tiny_victims, tmp_path):
 
 
 def test_push_to_hub_uploads_model_report_and_card(tiny_victims, tmp_path, monkeypatch):
+    """One upload at the end: the Hub repository is created only after the defense has run."""
     from huggingface_hub import HfApi, ModelCard, RepoUrl
 
-    uploads = []
+    from ebyd_hf import ExposeTrainer
+
+    uploads, events = [], []
+    train = ExposeTrainer.train
 
     def create_repo(self, repo_id, **kwargs):
+        events.append("create_repo")
         return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def recorded_train(self, *args, **kwargs):
+        events.append("train")
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExposeTrainer, "train", recorded_train)
 
     def upload_folder(self, *, repo_id, folder_path, ignore_patterns=None, **kwargs):
         files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
@@ -119,7 +154,7 @@ def test_push_to_hub_uploads_model_report_and_card(tiny_victims, tmp_path, monke
         ["--model_name_or_path", str(victim), "--output_dir", str(out), "--trigger", "word", "--target_label", "1",
          "--push_to_hub", "true", "--hub_model_id", "someone/tiny-purified", *FAST],
     )  # fmt: skip
-    assert len(uploads) == 1
+    assert len(uploads) == 1 and events == ["train", "create_repo"]
     upload = uploads[0]
     assert upload["repo_id"] == "someone/tiny-purified"
     assert {"model.safetensors", "config.json", "tokenizer.json", "defense_report.json", "README.md"} <= set(

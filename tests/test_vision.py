@@ -78,7 +78,8 @@ def _args(tmp_path, **overrides) -> TrainingArguments:
     return TrainingArguments(str(tmp_path), **(settings | overrides))
 
 
-def _defense_config(tmp_path, **overrides) -> VisionExposeConfig:
+def _defense_config(tmp_path, detection=None, removal=None, **overrides) -> VisionExposeConfig:
+    """Fast settings; ``detection`` / ``removal``: options of collapse_target / rnp (rnp: 10 mask epochs)."""
     settings = dict(
         use_cpu=True,
         disable_tqdm=True,
@@ -86,12 +87,14 @@ def _defense_config(tmp_path, **overrides) -> VisionExposeConfig:
         seed=0,
         num_train_epochs=3,
         exposure_max_steps=60,
-        mask_epochs=10,
         learning_rate=3e-3,
         optim="adamw_torch",
         optim_args=None,
         exposure_learning_rate=3e-3,
+        detection_config=detection,
     )
+    if overrides.get("removal_method", "rnp") == "rnp":
+        settings["removal_config"] = {"epochs": 10, **(removal or {})}
     return VisionExposeConfig(str(tmp_path / "defense"), **(settings | overrides))
 
 
@@ -266,11 +269,11 @@ def test_exposure_collapses_to_the_target_and_leaves_the_model_alone(tiny_victim
 def test_collapse_target_detects_the_target(tiny_victim, attack_data, tmp_path):
     model, _ = tiny_victim
     # threshold 0.6: the tiny from-scratch victim collapses less completely than the pretrained ResNet-20
-    config = _defense_config(tmp_path, detection_threshold=0.6)
+    config = _defense_config(tmp_path, detection={"threshold": 0.6})
     trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     detection = trainer.detect()
     assert detection.backdoored and detection.target_label == TARGET
-    assert detection.score >= trainer.args.detection_threshold > 0.1  # well above chance
+    assert detection.score >= trainer.args.detection_config.threshold > 0.1  # well above chance
 
 
 @pytest.mark.parametrize("method", VISION_REMOVALS)
@@ -278,7 +281,7 @@ def test_every_removal_method_runs_and_leaves_the_user_model_untouched(tiny_vict
     model, _ = tiny_victim
     before = _state(model)
     # detection threshold 0.6 as in the detection test: rnp prunes only a model detection flags
-    config = _defense_config(tmp_path, removal_method=method, detection_threshold=0.6)
+    config = _defense_config(tmp_path, removal_method=method, detection={"threshold": 0.6})
     trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     trainer.train()
     purified = trainer.model
@@ -290,7 +293,7 @@ def test_every_removal_method_runs_and_leaves_the_user_model_untouched(tiny_vict
 
 def test_rnp_prunes_nothing_when_detection_says_clean(tiny_victim, attack_data, tmp_path):
     model, _ = tiny_victim
-    config = _defense_config(tmp_path, removal_method="rnp", detection_threshold=0.99)
+    config = _defense_config(tmp_path, removal_method="rnp", detection={"threshold": 0.99})
     trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     trainer.train()
     assert not trainer.report.detection.backdoored
@@ -301,7 +304,7 @@ def test_rnp_prunes_nothing_when_detection_says_clean(tiny_victim, attack_data, 
 def test_rnp_purification_lowers_asr(tiny_victim, attack_data, tmp_path):
     model, record = tiny_victim
     # the tiny from-scratch victim needs firmer masks than the pretrained ResNet-20 (measured: 0.2 / 0.5)
-    config = _defense_config(tmp_path, mask_learning_rate=0.2, mask_threshold=0.5)
+    config = _defense_config(tmp_path, removal={"learning_rate": 0.2, "threshold": 0.5})
     trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     purified = trainer.purify()
     after = measure_image_backdoor(purified, CifarImageProcessor(), attack_data.test, attack_data.attack_test, TARGET)
@@ -313,22 +316,24 @@ def test_rnp_purification_lowers_asr(tiny_victim, attack_data, tmp_path):
 
 def test_rnp_prunes_until_the_exposed_model_lets_go_of_the_target(tiny_victim, attack_data, tmp_path):
     model, _ = tiny_victim
-    config = _defense_config(tmp_path, mask_learning_rate=0.2, mask_threshold=0.5, detection_threshold=0.6)
+    config = _defense_config(tmp_path, removal={"learning_rate": 0.2, "threshold": 0.5}, detection={"threshold": 0.6})
     trainer = VisionExposeTrainer(model, config, train_dataset=attack_data.clean)
     trainer.train()
     detection, removal = trainer.report.detection, trainer.report.removal
     trace = removal["pull_trace"]
     # the pull starts at the detection score and pruning stops at the first count that brings it under the bar
     assert trace[0] == [0, pytest.approx(detection.score, abs=1e-4)]
-    assert all(pull > config.mask_stop_pull for _, pull in trace[:-1])
+    assert all(pull > config.removal_config.stop_pull for _, pull in trace[:-1])
     assert removal["pruned_units"] == trace[-1][0] <= removal["units_under_threshold"]
-    assert trace[-1][1] <= config.mask_stop_pull or removal["pruned_units"] == removal["units_under_threshold"]
+    assert (
+        trace[-1][1] <= config.removal_config.stop_pull or removal["pruned_units"] == removal["units_under_threshold"]
+    )
     # RNP's rule (no stop) prunes every unit under the threshold; a bar the exposed model already meets, none
-    trainer.args.mask_stop_pull = None
+    trainer.removal_method.config.stop_pull = None
     trainer.purify(trainer.exposure, detection)
     assert "pull_trace" not in trainer.report.removal
     assert trainer.report.removal["pruned_units"] == trainer.report.removal["units_under_threshold"] > 0
-    trainer.args.mask_stop_pull = detection.score
+    trainer.removal_method.config.stop_pull = detection.score
     trainer.purify(trainer.exposure, detection)
     assert trainer.report.removal["pruned_units"] == 0
 
@@ -339,7 +344,7 @@ def test_vit_and_wrapped_modules_run_the_same_stages(attack_data, tmp_path):
     assert [g.kind for g in masked.groups] == ["neuron", "neuron"]  # ViT: FFN neurons of each layer
     trainer = VisionExposeTrainer(
         vit,
-        _defense_config(tmp_path, exposure_max_steps=3, mask_epochs=1),
+        _defense_config(tmp_path, exposure_max_steps=3, removal={"epochs": 1}),
         train_dataset=attack_data.clean,
         processing_class=CifarImageProcessor(),
     )
@@ -357,7 +362,7 @@ def test_vit_and_wrapped_modules_run_the_same_stages(attack_data, tmp_path):
     wrapped = ImageClassifier(net, num_labels=10)
     trainer = VisionExposeTrainer(
         wrapped,
-        _defense_config(tmp_path, exposure_max_steps=3, mask_epochs=1),
+        _defense_config(tmp_path, exposure_max_steps=3, removal={"epochs": 1}),
         train_dataset=attack_data.clean,
         processing_class=CifarImageProcessor(),
     )
@@ -383,9 +388,9 @@ def test_bad_input_raises_errors_that_name_the_fix(attack_data, tmp_path):
         VisionExposeTrainer(tiny_vit(), config, train_dataset=clean)
     with pytest.raises(ValueError, match="expected logits of shape"):
         ImageClassifier(torch.nn.Flatten(), num_labels=10)(torch.zeros(1, 3, 32, 32))
-    for bad in ({"mask_threshold": 1.0}, {"mask_stop_pull": 1.0}, {"mask_stop_pull": -0.1}):
-        with pytest.raises(ValueError, match=f"{next(iter(bad))}=.* must be in"):
-            _defense_config(tmp_path, **bad)
+    for bad in ({"threshold": 1.0}, {"stop_pull": 1.0}, {"stop_pull": -0.1}):
+        with pytest.raises(ValueError, match=f"RNPConfig.{next(iter(bad))}=.* must be in"):
+            _defense_config(tmp_path, removal=bad)
     no_units = ImageClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)), num_labels=10)
     with pytest.raises(ValueError, match="no prunable units.*finetune"):
         MaskedModel(no_units)

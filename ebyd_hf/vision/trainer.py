@@ -95,8 +95,13 @@ class VisionExposeTrainer(ExposeTrainer):
             return model, processing_class if processing_class is not None else CifarImageProcessor()
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-        model = AutoModelForImageClassification.from_pretrained(name, **(args.model_init_kwargs or {}))
-        return model, processing_class if processing_class is not None else AutoImageProcessor.from_pretrained(name)
+        trust = args.trust_remote_code
+        model = AutoModelForImageClassification.from_pretrained(
+            name, trust_remote_code=trust, **(args.model_init_kwargs or {})
+        )
+        if processing_class is None:
+            processing_class = AutoImageProcessor.from_pretrained(name, trust_remote_code=trust)
+        return model, processing_class
 
     def _check_model(self, model) -> None:
         if not is_image_classifier(model):

@@ -4,9 +4,9 @@ The exposed (clean-unlearned) model has lost its clean behaviour but kept the ba
 unit (the weight of each BatchNorm channel for conv nets, each FFN neuron for transformers) is learned on it to
 *recover* the clean loss, with every weight frozen: the cheapest way back to clean predictions is to switch off
 the units that now push every image to the target, i.e. the backdoor units. Those whose mask ends below
-``mask_threshold`` are pruned from a copy of the *suspicious* model (no fine-tuning unless ``mask_finetune``),
+``removal_config.threshold`` are pruned from a copy of the *suspicious* model (no fine-tuning unless ``removal_config.finetune``),
 lowest mask first, and only as many as it takes to stop the exposed model's pull: once the exposed model with the
-same units pruned sends at most ``mask_stop_pull`` of the clean images of other classes to the detected target,
+same units pruned sends at most ``removal_config.stop_pull`` of the clean images of other classes to the detected target,
 the backdoor it exposed is gone and every further unit only costs clean accuracy (measured on the ResNet-20
 victims: Blended needs 9 of its 15 units under the threshold, and the other 6 cost 6 CA points).
 When detection ran and found no backdoor, nothing is pruned.
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import torch
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
@@ -33,6 +34,41 @@ from ...unit_masks import (
 )
 from ..base import RemovalMethod, register_removal
 from ..detection.collapse_target import clean_predictions
+from .activeness import ActivenessHooks, FinetuneRegularizerConfig
+
+
+@dataclass
+class RNPConfig(FinetuneRegularizerConfig):
+    """Options of RNP-style pruning: mask learning on the exposed model, and how many units are pruned."""
+
+    learning_rate: float = field(
+        default=0.1, metadata={"help": "Learning rate of the unit masks (SGD).", "range": "(0, inf)"}
+    )
+    epochs: float = field(
+        default=20.0, metadata={"help": "Epochs of mask learning on the clean set.", "range": "(0, inf)"}
+    )
+    threshold: float = field(
+        default=0.3, metadata={"help": "Units whose learned mask is below this value are pruned.", "range": "(0, 1)"}
+    )
+    stop_pull: float | None = field(
+        default=0.05,
+        metadata={
+            "help": "Prune units lowest mask first, and stop once the exposed model with the same units pruned sends "
+            "at most this share of the clean rows of other classes to the detected target. None prunes every unit "
+            "under the threshold, as RNP.",
+            "range": "[0, 1)",
+        },
+    )
+    batch_statistics: bool = field(
+        default=True,
+        metadata={"help": "BatchNorm layers normalise with batch statistics during mask learning (as RNP)."},
+    )
+    finetune: bool = field(
+        default=False, metadata={"help": "Fine-tune the pruned model on the clean set afterwards (RNP does not)."}
+    )
+    regularizer: Literal["activeness", "none"] = field(
+        default="none", metadata={"help": "Regulariser of that fine-tuning: `none` or `activeness`."}
+    )
 
 
 def target_pull(trainer, model: torch.nn.Module, target: int) -> float:
@@ -73,11 +109,12 @@ def units_to_stop_pull(
 @register_removal
 class ReconstructiveNeuronPruning(RemovalMethod):
     name: ClassVar[str] = "rnp"
+    config_class: ClassVar[type] = RNPConfig
     uses_exposure: ClassVar[bool] = True
     modalities: ClassVar[tuple[str, ...]] = ("image",)
 
     def purify(self, trainer, exposure, detection):
-        args = trainer.args
+        args, config = trainer.args, self.config
         if detection is not None and not detection.backdoored:
             # Pruning a clean model only costs accuracy (measured: 16.6 CA points on the clean ResNet-20 control).
             model = trainer.fresh_copy().eval()
@@ -86,10 +123,10 @@ class ReconstructiveNeuronPruning(RemovalMethod):
             return model, {**account, "skipped": "no backdoor detected"}
         exposed = copy.deepcopy(exposure.model).to(args.device)
         groups = prunable_units(exposed)
-        masked = MaskedModel(exposed, groups, batch_statistics=args.mask_batch_statistics)
+        masked = MaskedModel(exposed, groups, batch_statistics=config.batch_statistics)
         stage = trainer.stage_args(
-            learning_rate=args.mask_learning_rate,
-            num_train_epochs=args.mask_epochs,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.epochs,
             max_steps=-1,
             optim="sgd",
             optim_args="momentum=0.9",
@@ -109,15 +146,13 @@ class ReconstructiveNeuronPruning(RemovalMethod):
         order = sorted(
             ((float(value), i, unit) for i, m in enumerate(masks) for unit, value in enumerate(m.tolist())),
         )
-        order = [(i, unit) for value, i, unit in order if value < args.mask_threshold]
+        order = [(i, unit) for value, i, unit in order if value < config.threshold]
         under = len(order)
         stop = None
-        if args.mask_stop_pull is not None and detection is not None and detection.target_label is not None:
+        if config.stop_pull is not None and detection is not None and detection.target_label is not None:
             plain = copy.deepcopy(exposure.model).to(args.device).eval()
-            count, trace = units_to_stop_pull(
-                trainer, plain, groups, order, detection.target_label, args.mask_stop_pull
-            )
-            stop = {"mask_stop_pull": args.mask_stop_pull, "pull_trace": trace}
+            count, trace = units_to_stop_pull(trainer, plain, groups, order, detection.target_label, config.stop_pull)
+            stop = {"mask_stop_pull": config.stop_pull, "pull_trace": trace}
             order = order[:count]
             del plain
         model = trainer.fresh_copy()
@@ -129,16 +164,16 @@ class ReconstructiveNeuronPruning(RemovalMethod):
             "unit": groups[0].kind,
             "pruned_units": pruned,
             "total_units": total,
-            "mask_threshold": args.mask_threshold,
+            "mask_threshold": config.threshold,
             "units_under_threshold": under,
             **(stop or {}),
             "per_layer": {groups[i].name: len(ids) for i, ids in chosen.items() if ids},
             "mask_mean": round(float(sum(float(m.sum()) for m in masks) / total), 4),
         }
-        if args.mask_finetune:  # recover clean accuracy; the pruned units stay pruned
+        if config.finetune:  # recover clean accuracy; the pruned units stay pruned
             handles = freeze_pruned(targets, chosen)
             try:
-                model = trainer.finetune(model)
+                model = trainer.finetune(model, hooks=ActivenessHooks.from_config(config))
             finally:
                 for handle in handles:
                     handle.remove()

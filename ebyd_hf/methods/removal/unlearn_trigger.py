@@ -5,23 +5,26 @@ known) and the model is fine-tuned on the clean set plus copies of it with the t
 labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser; the user's
 ``known_triggers`` are inserted the same way (a model with known triggers is purified whatever the verdict). A
 flagged model is also fine-tuned against a soft trigger (:class:`~ebyd_hf.adversarial.SoftTrigger`,
-``adversarial_*`` options), which reaches what the recovered tokens only approximate (sentences, syntactic
+``soft_trigger_*`` options), which reaches what the recovered tokens only approximate (sentences, syntactic
 templates, styles). A model that detection calls clean, with no known triggers, comes back unchanged, unless
 ``finetune_when_clean`` asks for fine-tuning with the regulariser alone."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ...adversarial import SoftTrigger
 from ...trigger_search import insert_tokens
-from ..base import RemovalMethod, register_removal
+from ..base import RemovalMethod, StageHooks, register_removal
+from .activeness import ActivenessHooks, FinetuneRegularizerConfig
 
 
 def triggered_copies(
@@ -52,14 +55,16 @@ def triggered_copies(
 
 def reference_model(trainer, model: torch.nn.Module) -> torch.nn.Module:
     """``base_model`` with a new classification head, fine-tuned on the clean set (plain cross-entropy, lr 1e-4,
-    5 epochs: measured CA 0.857 for MiniLM on 500 SST-2 rows): a model of the same task without the backdoor."""
+    5 epochs): a model of the same task without the backdoor."""
     from transformers import AutoModelForSequenceClassification
 
-    if trainer.args.base_model is None:
-        raise ValueError("adversarial_reference=True needs base_model (the pretrained model the suspect came from).")
     config = model.config
     reference = AutoModelForSequenceClassification.from_pretrained(
-        trainer.args.base_model, num_labels=config.num_labels, id2label=config.id2label, label2id=config.label2id
+        trainer.args.base_model,
+        num_labels=config.num_labels,
+        id2label=config.id2label,
+        label2id=config.label2id,
+        trust_remote_code=trainer.args.trust_remote_code,
     )
     stage = trainer.stage_args(
         learning_rate=1e-4,
@@ -75,90 +80,198 @@ def reference_model(trainer, model: torch.nn.Module) -> torch.nn.Module:
     return reference.eval()
 
 
-def soft_trigger(trainer, model: torch.nn.Module, target: int, init_ids: list[int] | None) -> SoftTrigger:
-    """A soft trigger towards ``target``, started from a recovered trigger's embeddings and warmed up against
-    the (still unchanged) suspicious model on the clean set."""
-    args = trainer.args
-    reference = reference_model(trainer, model) if args.adversarial_reference else None
-    adversary = SoftTrigger(
-        model,
-        target,
-        args.adversarial_trigger_length,
-        args.adversarial_learning_rate,
-        init_ids,
-        args.seed,
-        reference=reference,
+@dataclass
+class UnlearnTriggerConfig(FinetuneRegularizerConfig):
+    """Options of trigger unlearning: the fine-tuning regulariser, and the soft trigger learned against the model
+    while it is fine-tuned."""
+
+    finetune_when_clean: bool = field(
+        default=False,
+        metadata={
+            "help": "Fine-tune a model that detection calls clean (with the regulariser alone). Off: such a model "
+            "comes back unchanged."
+        },
+    )
+    soft_trigger_length: int = field(
+        default=5,
+        metadata={
+            "help": "Vectors of the soft (embedding-space) trigger learned against a flagged model while it is "
+            "fine-tuned to keep the true labels of rows carrying it. 0 turns it off.",
+            "range": "[0, inf)",
+        },
+    )
+    soft_trigger_learning_rate: float = field(
+        default=0.05, metadata={"help": "Adam learning rate of the soft-trigger vectors.", "range": "(0, inf)"}
+    )
+    soft_trigger_steps: int = field(
+        default=1,
+        metadata={
+            "help": "Soft-trigger steps per fine-tuning step (0: keep the warmed-up trigger fixed).",
+            "range": "[0, inf)",
+        },
+    )
+    soft_trigger_warmup_steps: int = field(
+        default=20,
+        metadata={"help": "Soft-trigger steps against the suspicious model before fine-tuning.", "range": "[0, inf)"},
+    )
+    soft_trigger_position: Literal["start", "random", "mixed"] = field(
+        default="start",
+        metadata={
+            "help": "Where the soft trigger goes: after the first token (`start`), anywhere (`random`, drawn per "
+            "step) or alternating (`mixed`)."
+        },
+    )
+    soft_trigger_share: float = field(
+        default=1.0,
+        metadata={
+            "help": "Share of the fine-tuning steps, from the start, that carry the soft trigger.",
+            "range": "[0, 1]",
+        },
+    )
+    soft_trigger_weight: float = field(
+        default=0.25,
+        metadata={
+            "help": "Share of the fine-tuning loss taken by the rows carrying the soft trigger.",
+            "range": "[0, 1]",
+        },
+    )
+    soft_trigger_reference: bool = field(
+        default=False,
+        metadata={
+            "help": "Learn the soft trigger against a reference too (`base_model` fine-tuned on the clean set), "
+            "which must keep the true labels. Needs `base_model`; about 2 minutes more."
+        },
     )
 
-    def cycled():  # the clean set is never empty (the trainer refuses it), so this does not spin
-        while True:
-            yield from trainer.clean_batches(model)
+    def check_with(self, args) -> None:
+        if self.soft_trigger_reference and args.base_model is None:
+            raise ValueError(
+                "soft_trigger_reference=True trains its reference from base_model: give base_model (the pretrained "
+                "model the suspect was fine-tuned from), or leave soft_trigger_reference off."
+            )
 
-    model.eval()
-    rates = [adversary.step(model, batch) for batch in islice(cycled(), args.adversarial_warmup_steps)]
-    flips = [rate for rate in rates if rate is not None]
-    model.train()
-    adversary.warmup_flip_rate = round(flips[-1], 4) if flips else None
-    return adversary
+
+class UnlearningHooks(StageHooks):
+    """The purification stage of :class:`UnlearnTrigger`: under a soft trigger (for the first ``share`` of the
+    steps) the loss is taken on each batch clean and triggered, with the true labels; the step is the activeness
+    step when the regulariser is on."""
+
+    def __init__(self, config: UnlearnTriggerConfig, adversary: SoftTrigger | None):
+        self.config, self.adversary = config, adversary
+        self.activeness = ActivenessHooks.from_config(config)
+        self._step, self._position = -1, 1
+
+    def training_step(self, trainer, model, inputs, num_items_in_batch, step):
+        return (
+            None
+            if self.activeness is None
+            else self.activeness.training_step(trainer, model, inputs, num_items_in_batch, step)
+        )
+
+    def compute_loss(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
+        state = trainer.state
+        if self.adversary is None or not model.training:
+            return None
+        if state.global_step >= self.config.soft_trigger_share * state.max_steps:
+            return None
+        if self._step != state.global_step:  # the activeness step calls this twice per update
+            self._step = state.global_step
+            self._move_trigger(trainer, model, inputs)
+        labels = inputs["labels"]
+        vectors = self.adversary.vectors.detach().to(labels.device)
+        triggered = self.adversary.model_inputs(model, inputs, vectors, pad_clean=True, position=self._position)
+        outputs = model(**triggered)
+        losses = F.cross_entropy(outputs.logits.float(), torch.cat([labels, labels]), reduction="none")
+        weight = self.config.soft_trigger_weight
+        loss = (1 - weight) * losses[: len(labels)].mean() + weight * losses[len(labels) :].mean()
+        return (loss, outputs) if return_outputs else loss
+
+    def _move_trigger(self, trainer, model, inputs) -> None:
+        """The trigger's own steps against the current weights, once per optimiser step, at a position drawn by
+        ``soft_trigger_position``."""
+        step, mode = self._step, self.config.soft_trigger_position
+        self._position = 1
+        if mode == "random" or (mode == "mixed" and step % 2 == 1):
+            generator = torch.Generator().manual_seed(trainer.args.seed * 100_003 + step)
+            self._position = self.adversary.random_position(inputs, generator)
+        plain = trainer.accelerator.unwrap_model(model)
+        reduce = None
+        if trainer.accelerator.num_processes > 1:
+            reduce = lambda grad: trainer.accelerator.reduce(grad, reduction="mean")  # noqa: E731
+        for _ in range(self.config.soft_trigger_steps):
+            self.adversary.step(plain, inputs, reduce, position=self._position)
 
 
 @register_removal
 class UnlearnTrigger(RemovalMethod):
     name: ClassVar[str] = "unlearn_trigger"
+    config_class: ClassVar[type] = UnlearnTriggerConfig
     uses_exposure: ClassVar[bool] = False
     uses_known_triggers: ClassVar[bool] = True
     modalities: ClassVar[tuple[str, ...]] = ("text",)
+
+    def insertion_room(self) -> int:
+        return self.config.soft_trigger_length
+
+    def soft_trigger(self, trainer, model: torch.nn.Module, target: int, init_ids: list[int] | None) -> SoftTrigger:
+        """A soft trigger towards ``target``, started from a recovered trigger's embeddings and warmed up against
+        the (still unchanged) suspicious model on the clean set."""
+        config = self.config
+        reference = reference_model(trainer, model) if config.soft_trigger_reference else None
+        adversary = SoftTrigger(
+            model,
+            target,
+            config.soft_trigger_length,
+            config.soft_trigger_learning_rate,
+            init_ids,
+            trainer.args.seed,
+            reference=reference,
+        )
+
+        def cycled():  # the clean set is never empty (the trainer refuses it), so this does not spin
+            while True:
+                yield from trainer.clean_batches(model)
+
+        model.eval()
+        rates = [adversary.step(model, batch) for batch in islice(cycled(), config.soft_trigger_warmup_steps)]
+        flips = [rate for rate in rates if rate is not None]
+        model.train()
+        adversary.warmup_flip_rate = round(flips[-1], 4) if flips else None
+        return adversary
 
     def purify(self, trainer, exposure, detection):
         if detection is None:
             detection = trainer.detect()
         model = trainer.fresh_copy()
         known = trainer.known_triggers
-        if not detection.backdoored and not known and not trainer.args.finetune_when_clean:
+        if not detection.backdoored and not known and not self.config.finetune_when_clean:
             return model.eval(), {"triggers_unlearned": [], "skipped": "no backdoor detected"}
-        # The confirmed triggers only (over their verdict threshold, flipping to the detected target): every
-        # measurement so far ranks the true trigger tokens first, while a long tail of sentiment words would
-        # dilute the unlearning set.
-        recovered = []
-        if detection.backdoored:
-            recovered = detection.details.get("triggers") or [
-                c for c in detection.trigger_candidates if c["score"] >= detection.threshold
-            ]
+        recovered = list(detection.triggers) if detection.backdoored else []
         chosen = known + recovered
-        triggers = [c["token_ids"] for c in chosen]
-        starts = [c.get("position") == "start" for c in chosen]
-        account = {"triggers_unlearned": [c["trigger"] for c in chosen]}
+        account = {"triggers_unlearned": [c.trigger for c in chosen]}
         if known:
-            account["known_triggers"] = [c["trigger"] for c in known]
-        dataset = None
+            account["known_triggers"] = [c.trigger for c in known]
         adversary = None
-        if detection.backdoored and detection.target_label is not None and trainer.args.adversarial_trigger_length:
-            start = (recovered or known)[0]["token_ids"] if chosen else None
-            adversary = soft_trigger(trainer, model, detection.target_label, start)
+        if detection.backdoored and detection.target_label is not None and self.config.soft_trigger_length:
+            start = (recovered or known)[0].token_ids if chosen else None
+            adversary = self.soft_trigger(trainer, model, detection.target_label, start)
             account["soft_trigger"] = {
                 "length": adversary.length,
                 "warmup_flip_rate": adversary.warmup_flip_rate,
                 "reference": adversary.reference is not None,
             }
-        if triggers:
+        dataset = None
+        if chosen:
             base = trainer.load_base_model()
             if base is not None:
-                # Templates, known phrases and the residue of a sentence are common words: only recovered tokens are
-                # reset (the residue's flagged token is among them on its own).
-                tokens = sorted(
-                    {
-                        t
-                        for c in recovered
-                        if c.get("position") != "start" and "residue" not in c.get("sources", ())
-                        for t in c["token_ids"]
-                    }
-                )
+                tokens = sorted({t for c in chosen if c.reset_embeddings for t in c.token_ids})
                 with torch.no_grad():
-                    target = model.get_input_embeddings().weight
-                    target[tokens] = base.get_input_embeddings().weight[tokens].to(target.device, target.dtype)
+                    table = model.get_input_embeddings().weight
+                    table[tokens] = base.get_input_embeddings().weight[tokens].to(table.device, table.dtype)
                 account["embedding_rows_reset"] = len(tokens)
-            dataset = triggered_copies(trainer.train_dataset, triggers, trainer.args.seed, starts)
+            starts = [c.position == "start" for c in chosen]
+            dataset = triggered_copies(trainer.train_dataset, [c.token_ids for c in chosen], trainer.args.seed, starts)
             account["unlearning_rows"] = len(dataset)
-        model = trainer.finetune(model, train_dataset=dataset, adversary=adversary)
-        account["regularizer"] = trainer.args.finetune_regularizer
+        model = trainer.finetune(model, train_dataset=dataset, hooks=UnlearningHooks(self.config, adversary))
+        account["regularizer"] = self.config.regularizer
         return model, account

@@ -1,0 +1,68 @@
+"""Activeness-aware fine-tuning (TSBD): a ``training_step`` hook for removal stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from ..base import MethodConfig, StageHooks
+
+
+@dataclass
+class FinetuneRegularizerConfig(MethodConfig):
+    """The regulariser of a removal method's fine-tuning."""
+
+    regularizer: Literal["activeness", "none"] = field(
+        default="activeness",
+        metadata={
+            "help": "`activeness`: penalise the gradient activeness backdoors rely on (TSBD); `none`: plain "
+            "fine-tuning."
+        },
+    )
+    activeness_alpha: float = field(
+        default=0.7, metadata={"help": "Weight a of the activeness term.", "range": "[0, 1]"}
+    )
+    activeness_radius: float = field(
+        default=0.05, metadata={"help": "Radius r of the activeness perturbation.", "range": "(0, inf)"}
+    )
+
+
+class ActivenessHooks(StageHooks):
+    """The update is (1-a) grad L(w) + a grad L(w + r g/|g|), which penalises the sharp, highly active directions a
+    backdoor lives in. Works with gradient accumulation: only this micro-batch's gradient is combined."""
+
+    def __init__(self, alpha: float, radius: float):
+        self.alpha, self.radius = alpha, radius
+
+    @classmethod
+    def from_config(cls, config: FinetuneRegularizerConfig) -> ActivenessHooks | None:
+        if config.regularizer != "activeness":
+            return None
+        return cls(config.activeness_alpha, config.activeness_radius)
+
+    def training_step(self, trainer, model, inputs, num_items_in_batch, step):
+        params = [p for p in model.parameters() if p.requires_grad]
+        before = [None if p.grad is None else p.grad.detach().clone() for p in params]
+        loss = step(model, inputs, num_items_in_batch)
+        first = [
+            torch.zeros_like(p) if p.grad is None else (p.grad - b if b is not None else p.grad.clone())
+            for p, b in zip(params, before)
+        ]
+        norm = torch.sqrt(sum((g.float() ** 2).sum() for g in first)).item()
+        if norm == 0:
+            return loss
+        shifts = [g * (self.radius / norm) for g in first]
+        with torch.no_grad():
+            for p, shift, b in zip(params, shifts, before):
+                p.add_(shift)
+                p.grad = None if b is None else b.clone()
+        step(model, inputs, num_items_in_batch)
+        with torch.no_grad():
+            for p, shift, g1, b in zip(params, shifts, first, before):
+                p.sub_(shift)
+                g2 = p.grad - b if b is not None else p.grad
+                combined = (1 - self.alpha) * g1 + self.alpha * g2
+                p.grad = combined if b is None else b + combined
+        return loss
