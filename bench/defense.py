@@ -33,9 +33,11 @@ from transformers.utils import logging as hf_logging
 from ebyd_hf import AttackConfig, ExposeConfig, ExposeTrainer, load_task, measure_backdoor, prepare_attack
 from ebyd_hf.evaluation import predict
 from ebyd_hf.metrics import attack_success_rate
+from ebyd_hf.report import DefenseReport
 
 sys.path.insert(0, str(Path(__file__).parent))
 from overrides import parse_overrides  # noqa: E402
+from records import detection_fields  # noqa: E402
 from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
 from victims import victim_trigger  # noqa: E402
 
@@ -131,31 +133,39 @@ def run_defense(
     scores = {"ca": None, "asr": None}
     if defense != "detect":
         scores = measure_backdoor(trainer.model, tokenizer, test, attack, record["target_label"], batch_size=128)
-    det = trainer.report.detection
+    return defense_record(defense, scores, trainer.report, seconds)
+
+
+def defense_record(defense: str, scores: dict, report: DefenseReport, seconds: float) -> dict:
+    """The fields of one defense run: CA / ASR after, the detection (verdict, target, candidates, the rule that
+    decided and every rule's reading, and for ``trigger_scan`` what each rule saw), the removal's account, times."""
+    det = report.detection
+    readings = None
+    if det is not None and report.detection_method == "trigger_scan":
+        readings = scan_readings(det.details)
     return {
         "defense": defense,
         "ca_after": scores["ca"],
         "asr_after": scores["asr"],
-        "verdict_backdoored": None if det is None else det.backdoored,
-        "detection_score": None if det is None else det.score,
-        "predicted_target": None if det is None else det.target_label,
-        "trigger_candidates": [] if det is None else [c["trigger"] for c in det.trigger_candidates],
-        "detection_rules": None if det is None else detection_rules(det.details),
-        "removal": trainer.report.removal,
-        "stage_seconds": trainer.report.timings,
+        **detection_fields(det),
+        "detection_rules": readings,
+        "removal": report.removal,
+        "stage_seconds": report.timings,
         "seconds": round(seconds, 1),
     }
 
 
-def detection_rules(details: dict) -> dict:
-    """What each of `trigger_scan`'s verdict rules saw (its best score and the class), for the benchmark records."""
+def scan_readings(details: dict) -> dict:
+    """What ``trigger_scan`` saw behind each rule, from its ``DetectionResult.details`` (its own measurements, which
+    the typed result does not carry): the best single token, the templates' mean flip rate, the best context score,
+    the best grown phrase and the phrase pool, the residue step. The rules' scores against their thresholds are the
+    record's ``rules``."""
     phrase = (details.get("phrases") or [None])[0]
-    best_in_context = details.get("best_in_context")
     residue = details.get("residue")
     return {
         "token": details.get("best_token"),
         "template_mean": details.get("templates"),
-        "context": best_in_context,
+        "context": details.get("best_in_context"),
         "phrase": phrase,
         "phrase_pool": [t["token"] for t in details.get("phrase_pool") or []],
         "residue": None
@@ -238,10 +248,12 @@ NOTES = """
 """
 
 
-def main() -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=None, help="victims to run (default: all cached)")
-    parser.add_argument("--defenses", default="ebyd,finetune,fine_pruning", help="comma-separated")
+    parser.add_argument(
+        "--defenses", default="ebyd,finetune,fine_pruning", help=f"comma-separated, of: {', '.join(DEFENSES)}"
+    )
     parser.add_argument("--clean-rows", type=int, default=500)
     parser.add_argument("--data-dir", default=os.environ.get("EBYD_DATA_DIR", "../shared/data"))
     parser.add_argument(
@@ -252,15 +264,110 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="ExposeConfig overrides for every defense run (e.g. adversarial_reference=True; a key given twice fills "
-        "a list field: 'known_triggers=a b' 'known_triggers=c'); use with --results elsewhere.",
+        help="ExposeConfig overrides for every defense run: its own fields (seed=1; a key given twice fills a list "
+        "field: 'known_triggers=a b' 'known_triggers=c') and method options, one by a dotted key "
+        "(removal_config.soft_trigger_reference=True, detection_config.residue.length=0) or a whole config as JSON "
+        "('detection_config={\"threshold\": 0.9}'); checked against every defense run before any runs. Use with "
+        "--results elsewhere.",
     )
     parser.add_argument("--merge", nargs="+", default=[], help="only merge these JSON files into --results")
     parser.add_argument(
         "--clean-reference", action="store_true", help="only (re)compute the clean model's ASR of every record"
     )
-    args = parser.parse_args()
-    overrides = parse_overrides(ExposeConfig, args.set)
+    return parser
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict]:
+    """The command line, and the ``--set`` overrides typed and checked against the config of every defense run."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    args.defenses = args.defenses.split(",")
+    unknown = [d for d in args.defenses if d not in DEFENSES]
+    if unknown:
+        parser.error(f"--defenses: unknown {', '.join(unknown)} (choose from {', '.join(DEFENSES)})")
+    base = base_model_path() if args.set else None  # for the options that need base_model
+    runs = [{"base_model": base, **DEFENSES[d]} for d in args.defenses]
+    return args, parse_overrides(ExposeConfig, args.set, runs)
+
+
+def recorded_overrides(overrides: dict) -> dict:
+    """The overrides as a record stores them: JSON values as they are (a method's options are a dict), else repr."""
+    out = {}
+    for key, value in overrides.items():
+        try:
+            json.dumps(value)
+            out[key] = value
+        except TypeError:
+            out[key] = repr(value)
+    return out
+
+
+def refresh_clean_reference(records: list[dict], data_dir: str) -> None:
+    """Recompute every record's ``asr_clean_model`` in place."""
+    for name in sorted({r["victim"] for r in records}):
+        if not (VICTIMS / name / "attack.json").exists():
+            print(f"skip {name}: no cached victim")
+            continue
+        record = json.loads((VICTIMS / name / "attack.json").read_text())
+        _, attack = attack_data(name, record, data_dir)
+        floor = clean_model_asr(attack, record["target_label"], record["task"])
+        for r in records:
+            if r["victim"] == name:
+                r["asr_clean_model"] = floor
+
+
+def victim_records(name: str, args: argparse.Namespace, base: str, overrides: dict) -> list[dict] | None:
+    """The rows of one cached victim: ``none`` (the victim as is), then each defense of ``args.defenses``."""
+    record_path = VICTIMS / name / "attack.json"
+    if not record_path.exists():
+        print(f"skip {name}: no cached victim (run bench/victims.py --only {name})")
+        return None
+    record = json.loads(record_path.read_text())
+    clean = clean_rows(record["task"], args.data_dir, args.clean_rows)
+    test, attack = attack_data(name, record, args.data_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(VICTIMS / name)
+    tokenizer = AutoTokenizer.from_pretrained(VICTIMS / name)
+    before = measure_backdoor(model, tokenizer, test, attack, record["target_label"], batch_size=128)
+    common = {
+        "victim": name,
+        "task": record["task"],
+        "trigger": record["trigger"],
+        "target_label": record["target_label"],
+        "ca_before": before["ca"],
+        "asr_before": before["asr"],
+        "ca_rows": len(test),
+        "asr_rows": None if attack is None else len(attack),
+        "asr_clean_model": clean_model_asr(attack, record["target_label"], record["task"]),
+        "clean_rows": args.clean_rows,
+        "overrides": recorded_overrides(overrides),
+    }
+    results = [
+        {
+            **common,
+            "defense": "none",
+            "ca_after": before["ca"],
+            "asr_after": before["asr"],
+            "verdict_backdoored": None,
+            "predicted_target": None,
+            "trigger_candidates": [],
+            "seconds": 0.0,
+        }
+    ]
+    for defense in args.defenses:
+        print(f"{name}: {defense} ...", flush=True)
+        r = {**common, **run_defense(name, defense, clean, test, attack, record, base, overrides)}
+        results.append(r)
+        print(
+            f"{name} {defense}: verdict {r['verdict_backdoored']} target {r['predicted_target']} "
+            f"(rule {r.get('decided_by')}) CA {r['ca_before']:.3f}->{r['ca_after']} ASR {r['asr_before']}->"
+            f"{r['asr_after']} {r['seconds']:.0f}s {r['trigger_candidates'][:5]}",
+            flush=True,
+        )
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, overrides = parse_arguments(argv)
     hf_logging.set_verbosity_error()
     out = Path(args.results)
     records = json.loads(out.read_text()) if out.exists() else []
@@ -270,70 +377,15 @@ def main() -> None:
         write_results(records, out)
         return
     if args.clean_reference:
-        for name in sorted({r["victim"] for r in records}):
-            if not (VICTIMS / name / "attack.json").exists():
-                print(f"skip {name}: no cached victim")
-                continue
-            record = json.loads((VICTIMS / name / "attack.json").read_text())
-            _, attack = attack_data(name, record, args.data_dir)
-            floor = clean_model_asr(attack, record["target_label"], record["task"])
-            for r in records:
-                if r["victim"] == name:
-                    r["asr_clean_model"] = floor
+        refresh_clean_reference(records, args.data_dir)
         write_results(records, out)
         return
     base = base_model_path()
     for name in args.only or ORDER:
-        record_path = VICTIMS / name / "attack.json"
-        if not record_path.exists():
-            print(f"skip {name}: no cached victim (run bench/victims.py --only {name})")
-            continue
-        record = json.loads(record_path.read_text())
-        clean = clean_rows(record["task"], args.data_dir, args.clean_rows)
-        test, attack = attack_data(name, record, args.data_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(VICTIMS / name)
-        tokenizer = AutoTokenizer.from_pretrained(VICTIMS / name)
-        before = measure_backdoor(model, tokenizer, test, attack, record["target_label"], batch_size=128)
-        common = {
-            "victim": name,
-            "task": record["task"],
-            "trigger": record["trigger"],
-            "target_label": record["target_label"],
-            "ca_before": before["ca"],
-            "asr_before": before["asr"],
-            "ca_rows": len(test),
-            "asr_rows": None if attack is None else len(attack),
-            "asr_clean_model": clean_model_asr(attack, record["target_label"], record["task"]),
-            "clean_rows": args.clean_rows,
-            "overrides": {
-                key: repr(value) if not isinstance(value, (int, float, str, bool)) else value
-                for key, value in overrides.items()
-            },
-        }
-        results = [
-            {
-                **common,
-                "defense": "none",
-                "ca_after": before["ca"],
-                "asr_after": before["asr"],
-                "verdict_backdoored": None,
-                "predicted_target": None,
-                "trigger_candidates": [],
-                "seconds": 0.0,
-            }
-        ]
-        for defense in args.defenses.split(","):
-            print(f"{name}: {defense} ...", flush=True)
-            results.append({**common, **run_defense(name, defense, clean, test, attack, record, base, overrides)})
-            r = results[-1]
-            print(
-                f"{name} {defense}: verdict {r['verdict_backdoored']} target {r['predicted_target']} "
-                f"CA {r['ca_before']:.3f}->{r['ca_after']} ASR {r['asr_before']}->{r['asr_after']} "
-                f"{r['seconds']:.0f}s {r['trigger_candidates'][:5]}",
-                flush=True,
-            )
-        records = merged(records, results)
-        write_results(records, out)
+        results = victim_records(name, args, base, overrides)
+        if results is not None:
+            records = merged(records, results)
+            write_results(records, out)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}")
 
 

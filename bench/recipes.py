@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from records import decision_fields, detection_from_dict  # noqa: E402
+
 CACHE = HERE / ".cache" / "recipes"
 RESULTS = HERE / "results"
 ROOT = HERE.parent
@@ -112,7 +115,11 @@ def record(name: str) -> dict | None:
     given = command[command.index("--model_name_or_path") + 1] if "--model_name_or_path" in command else None
     victim = ROOT / given / "attack.json" if given else out / "_victim" / "attack.json"
     attack = json.loads(victim.read_text()) if victim.exists() else {}
-    before, after, detection = report.get("before") or {}, report.get("after") or {}, report["detection"]
+    before, after = report.get("before") or {}, report.get("after") or {}
+    try:
+        detection = detection_from_dict(report["detection"])
+    except ValueError as error:
+        raise SystemExit(f"{out / 'defense_report.json'}: {error} Delete the folder to re-run it.") from None
     wall = out / "wall_seconds.txt"
     return {
         "name": name,
@@ -125,10 +132,12 @@ def record(name: str) -> dict | None:
         "ca_after": after.get("ca"),
         "asr_after": after.get("asr"),
         "measured_on": before.get("data"),
-        "verdict_backdoored": detection["backdoored"],
-        "predicted_target": detection["target_label"],
-        "trigger_candidates": [c["trigger"] for c in detection["trigger_candidates"]],
-        "clean_features": [c["trigger"] for c in detection["details"].get("clean_features", [])],
+        "verdict_backdoored": detection.backdoored,
+        "predicted_target": detection.target_label,
+        "trigger_candidates": [c.trigger for c in detection.trigger_candidates],
+        **decision_fields(detection),
+        # trigger_scan's own measurement (its details): strong single tokens the clean data explains
+        "clean_features": [c["trigger"] for c in detection.details.get("clean_features", [])],
         "seconds": report["timings"].get("total"),
         "victim_seconds": attack.get("seconds"),
         "wall_seconds": float(wall.read_text()) if wall.exists() else None,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from overrides import parse_overrides  # bench/ (the script's folder) is on sys.path
+from records import decision_fields, detection_from_dict
 from transformers import (
     AutoModelForImageClassification,
     TrainingArguments,
@@ -149,11 +150,14 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="VisionExposeConfig overrides for the defenses (e.g. mask_finetune=True); use with --out elsewhere.",
+        help="VisionExposeConfig overrides for the defenses: its own fields (exposure_learning_rate=1e-5) and method "
+        "options by a dotted key (removal_config.finetune=True) or as JSON "
+        "('removal_config={\"threshold\": 0.2}'); checked against every defense run. Use with --out elsewhere.",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = parse_overrides(VisionExposeConfig, args.set)
+    runs = [{"removal_method": defense} for defense in args.defenses if defense != "none"]
+    overrides = parse_overrides(VisionExposeConfig, args.set, runs)
     CACHE.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.is_file() else []
@@ -164,32 +168,7 @@ def main() -> None:
             data = prepare_image_attack(ImageAttackConfig(trigger=trigger, target_label=TARGET, clean_rows=500))
             model, victim_record = victim(name, trigger, data, processor)
             for defense in args.defenses:
-                start = time.perf_counter()
-                if defense == "none":
-                    scores = measure_image_backdoor(model, processor, data.test, data.attack_test, TARGET)
-                    row = dict(
-                        model=name,
-                        trigger=trigger,
-                        target_label=TARGET if trigger else None,
-                        defense="none",
-                        ca_before=scores["ca"],
-                        asr_before=scores["asr"],
-                        ca_after=scores["ca"],
-                        asr_after=scores["asr"],
-                        predicted_target=None,
-                        detected=None,
-                        detection_score=None,
-                        seconds=round(time.perf_counter() - start, 1),
-                        clean_rows=len(data.clean),
-                    )
-                else:
-                    config = defense_args(name, defense, not name.startswith("resnet"), overrides)
-                    _, record = defend_image_model(model, data, config, processor, model_name=name)
-                    row = asdict(record)
-                    report = row.pop("report")
-                    row["exposure_steps"] = (report.get("exposure_trace") or [{}])[-1].get("step")
-                    row["removal"] = report.get("removal")
-                    row["detection_details"] = (report.get("detection") or {}).get("details")
+                row = defense_row(name, trigger, defense, model, data, processor, overrides)
                 row["victim_training"] = {k: victim_record[k] for k in ("epochs", "learning_rate", "seconds")}
                 key = (row["model"], row["trigger"], row["defense"])
                 same = [i for i, r in enumerate(records) if (r["model"], r["trigger"], r["defense"]) == key]
@@ -201,6 +180,40 @@ def main() -> None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(records, indent=2) + "\n")
     write_markdown(records, out.with_suffix(".md"))
+
+
+def defense_row(name: str, trigger: str | None, defense: str, model, data, processor, overrides: dict) -> dict:
+    """One record: the victim as is (``none``), or defended by ``defense`` (a removal method) with the detection,
+    the rule that decided and every rule's reading, and the detection's own measurements."""
+    start = time.perf_counter()
+    if defense == "none":
+        scores = measure_image_backdoor(model, processor, data.test, data.attack_test, TARGET)
+        return dict(
+            model=name,
+            trigger=trigger,
+            target_label=TARGET if trigger else None,
+            defense="none",
+            ca_before=scores["ca"],
+            asr_before=scores["asr"],
+            ca_after=scores["ca"],
+            asr_after=scores["asr"],
+            predicted_target=None,
+            detected=None,
+            detection_score=None,
+            seconds=round(time.perf_counter() - start, 1),
+            clean_rows=len(data.clean),
+        )
+    config = defense_args(name, defense, not name.startswith("resnet"), overrides)
+    _, record = defend_image_model(model, data, config, processor, model_name=name)
+    row = asdict(record)
+    report = row.pop("report")
+    row["exposure_steps"] = (report.get("exposure_trace") or [{}])[-1].get("step")
+    row["removal"] = report.get("removal")
+    detection = detection_from_dict(report["detection"]) if report.get("detection") else None
+    if detection is not None:
+        row |= decision_fields(detection)
+    row["detection_details"] = None if detection is None else detection.details
+    return row
 
 
 def _fmt(value) -> str:
@@ -254,10 +267,11 @@ Notes
 
 - `score` is the `collapse_target` score: the share of clean held-out images of other classes that the exposed model
   predicts as its most-predicted class (chance 0.1). `finetune` rows run the same detection. The default
-  `detection_threshold` 0.8 was set from these scores (backdoored 0.908 / 0.973, clean 0.616, an earlier ViT victim
-  whose backdoor did not take 0.578): with the 0.6 first used, the clean control was a false positive and `rnp`
-  pruned it to CA 0.755. With 0.8 `rnp` prunes nothing once detection says clean; the `rnp` rows were re-run with the
-  current defaults (0.8 and `mask_stop_pull`, below), the `finetune` rows not (detection does not change them).
+  `detection_config.threshold` 0.8 was set from these scores (backdoored 0.908 / 0.973, clean 0.616, an earlier ViT
+  victim whose backdoor did not take 0.578): with the 0.6 first used, the clean control was a false positive and
+  `rnp` pruned it to CA 0.755. With 0.8 `rnp` prunes nothing once detection says clean; the `rnp` rows were re-run
+  with the current defaults (0.8 and `removal_config.stop_pull`, below), the `finetune` rows not (detection does not
+  change them).
 - The 500 defender images come from CIFAR-10's training split, which the *pretrained* ResNet-20 was trained on
   (before the victim fine-tuning), so its clean accuracy on them starts near 0.98; the victim never saw them.
 - The `rnp` mask settings (mask learning rate 0.1, threshold 0.3, 20 epochs, no fine-tuning) were chosen by
@@ -275,24 +289,24 @@ Notes
   0.35 of all predictions), and so does SGD with momentum (`--set optim=sgd optim_args=momentum=0.9
   exposure_learning_rate=0.01`: class 5, 0.77; lr 0.001: class 9, 0.45; class 0 never above 0.04). On a model this
   weak (CA 0.39) unlearning erases the little clean signal there is without a backdoor class standing out.
-- Pruning stops once the backdoor the exposed model showed is gone (`mask_stop_pull`, default 0.05): the units under
-  the mask threshold are pruned lowest mask first, and after each one the exposed model with the same units pruned is
-  run on the 500 defender images; pruning stops when it sends at most 0.05 of those of other classes to the
-  detected target (chance 0.1). Blended stops after 9 of its 15 units under the threshold (pull 0.908 -> 0.023): CA
-  0.901 -> 0.890, ASR 0.000, where pruning all 15 (RNP's rule, the previous default) cost 6.9 points (CA 0.832).
-  BadNets never gets there within its 23 units (pull 0.973 -> 0.077), so it prunes the same 23 as before (CA 0.843,
-  ASR 0.050); the clean control is not flagged and prunes nothing. The sweep behind it (CA, ASR and the exposed
-  model's pull after pruning the k lowest units, k = 0..30; an exploratory probe, not a benchmark):
-  Blended k = 4 / 8 / 9 / 15: CA 0.905 / 0.901 / 0.890 / 0.832, ASR 0.131 / 0.000 / 0.000 / 0.000, pull 0.441 /
-  0.070 / 0.023 / 0.005; BadNets k = 14 / 20 / 23 / 26: CA 0.864 / 0.853 / 0.843 / 0.837, ASR 0.296 / 0.098 / 0.050
-  / 0.037, pull 0.374 / 0.146 / 0.077 / 0.041. The bar 0.05 was read off these two sweeps (at 0.10 BadNets would
-  stop at k = 22, ASR 0.056).
+- Pruning stops once the backdoor the exposed model showed is gone (`removal_config.stop_pull`, default 0.05): the
+  units under the mask threshold are pruned lowest mask first, and after each one the exposed model with the same
+  units pruned is run on the 500 defender images; pruning stops when it sends at most 0.05 of those of other classes
+  to the detected target (chance 0.1). Blended stops after 9 of its 15 units under the threshold (pull 0.908 ->
+  0.023): CA 0.901 -> 0.890, ASR 0.000, where pruning all 15 (RNP's rule, the previous default) cost 6.9 points (CA
+  0.832). BadNets never gets there within its 23 units (pull 0.973 -> 0.077), so it prunes the same 23 as before (CA
+  0.843, ASR 0.050); the clean control is not flagged and prunes nothing. The sweep behind it (CA, ASR and the
+  exposed model's pull after pruning the k lowest units, k = 0..30; an exploratory probe, not a benchmark): Blended
+  k = 4 / 8 / 9 / 15: CA 0.905 / 0.901 / 0.890 / 0.832, ASR 0.131 / 0.000 / 0.000 / 0.000, pull 0.441 / 0.070 / 0.023
+  / 0.005; BadNets k = 14 / 20 / 23 / 26: CA 0.864 / 0.853 / 0.843 / 0.837, ASR 0.296 / 0.098 / 0.050 / 0.037, pull
+  0.374 / 0.146 / 0.077 / 0.041. The bar 0.05 was read off these two sweeps (at 0.10 BadNets would stop at k = 22,
+  ASR 0.056).
 - Fine-tuning after pruning (one run each on the cached ResNet-20 victims: `python bench/vision.py --models resnet20
-  --triggers badnets blended --defenses rnp --set mask_finetune=True [learning_rate=0.001] --out /tmp/v.json`):
-  Blended CA 0.901 -> 0.902, ASR 0.025 (lr 0.01, 10 epochs), 0.902 / 0.013 (lr 0.001) and 0.889 / 0.004 (lr 0.001, 3
-  epochs), i.e. within the BadNets bars; but BadNets comes back: ASR 0.180 (lr 0.01), 0.211 (lr 0.001), 0.153 (lr
-  0.001, 3 epochs) against 0.050 without fine-tuning. The default stays without fine-tuning (as RNP). (These runs
-  pruned every unit under the threshold, before `mask_stop_pull`.)
+  --triggers badnets blended --defenses rnp --set removal_config.finetune=True [learning_rate=0.001] --out
+  /tmp/v.json`): Blended CA 0.901 -> 0.902, ASR 0.025 (lr 0.01, 10 epochs), 0.902 / 0.013 (lr 0.001) and 0.889 /
+  0.004 (lr 0.001, 3 epochs), i.e. within the BadNets bars; but BadNets comes back: ASR 0.180 (lr 0.01), 0.211 (lr
+  0.001), 0.153 (lr 0.001, 3 epochs) against 0.050 without fine-tuning. The default stays without fine-tuning (as
+  RNP). (These runs pruned every unit under the threshold, before `removal_config.stop_pull`.)
 """
 
 

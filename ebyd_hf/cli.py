@@ -17,6 +17,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # bad input: one line on stderr, nothing written
 EXIT_USAGE = 2  # argparse's own code for a malformed command line
 EXIT_BACKDOOR = 3  # `scan` found a backdoor
+EXIT_NOT_PURIFIED = 4  # `purify` measured that ASR was not lowered, or that CA fell by more than 2 points
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 COMMANDS = {
     "scan": "expose and detect: verdict, target label, trigger candidates (exit 3 when backdoored)",
@@ -34,7 +36,8 @@ def _usage() -> str:
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
     lines += [
         "",
-        "Exit codes: 0 done (scan: no backdoor found), 1 bad input, 2 bad command line, 3 scan found a backdoor.",
+        "Exit codes: 0 done (scan: no backdoor found), 1 bad input, 2 bad command line, 3 scan found a backdoor, "
+        "4 purify measured that the defense did not lower ASR or cost more than 2 points of CA.",
     ]
     return "\n".join(lines)
 
@@ -76,8 +79,10 @@ def scan(argv: list[str]) -> int:
 def purify(argv: list[str]) -> int:
     from .pipeline import PurifyArguments, run_defense
 
-    run_defense(*defense_parser("purify", PurifyArguments).parse_args_and_config(argv))
-    return EXIT_OK
+    report = run_defense(*defense_parser("purify", PurifyArguments).parse_args_and_config(argv))
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_NOT_PURIFIED if report.warnings else EXIT_OK
 
 
 def poison_command(argv: list[str]) -> int:
@@ -118,14 +123,27 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return handlers[command](rest)
-    except (ValueError, FileNotFoundError) as error:  # bad input: one line, no traceback wall
-        print(f"ebyd-hf {command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # bad input, an unreadable or unwritable file: one line, no traceback
+        print(f"ebyd-hf {command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"ebyd-hf {command}: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except SystemExit as done:  # argparse: --help (0) or a malformed command line (2, its message printed)
         if isinstance(done.code, str):
             print(f"ebyd-hf {command}: error: {done.code}", file=sys.stderr)
             return EXIT_ERROR
         return EXIT_OK if done.code is None else done.code
+
+
+def _one_line(error: BaseException) -> str:
+    """The error as one line: an ``OSError`` as its message and file name, anything else as its text, newlines
+    folded (a message from deep inside a library may span several)."""
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
 
 
 def entry_point() -> None:

@@ -41,9 +41,11 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy, Scheduler
 from transformers.utils import logging
 
 from .callbacks import ExposureStopCallback, ExposureTraceCallback
+from .data import check_texts
 from .evaluation import measure_backdoor
 from .expose_config import ExposeConfig
 from .files import check_output_dir, load_sequence_classifier
+from .labels import align_labels, model_label_names
 from .methods import REMOVAL_METHODS, get_method
 from .methods.base import FAMILIES, DetectionMethod, ExposureMethod, RemovalMethod, StageHooks
 from .report import DefenseReport, DetectionResult, TriggerCandidate
@@ -187,7 +189,12 @@ class ExposeTrainer(Trainer):
         self._probe_dataset = self._probe_order(train_dataset)
         self.exposure: ExposureResult | None = None
         self.detection: DetectionResult | None = None
-        self.report = DefenseReport(model=self.model_name, clean_rows=len(train_dataset), versions=_versions())
+        self.report = DefenseReport(
+            model=self.model_name,
+            clean_rows=len(train_dataset),
+            versions=_versions(),
+            label_names=model_label_names(model.config),
+        )
 
     def _build_methods(self, args: ExposeConfig) -> tuple[ExposureMethod, DetectionMethod, RemovalMethod]:
         """The three methods named in ``args``, built with their configs; a method for another modality is
@@ -240,10 +247,12 @@ class ExposeTrainer(Trainer):
                 raise ValueError(f"{what} needs a 'text' column (or 'input_ids').")
             if tokenizer is None:
                 raise ValueError(f"Pass processing_class=<tokenizer> to tokenize {what}.")
+            check_texts(dataset["text"], what)
             length = self._text_length(args, what)
-            dataset = dataset.map(
+            dataset = dataset.map(  # in memory: a dataset loaded from the user's folder gets no cache file beside it
                 lambda b: tokenizer(b["text"], truncation=True, max_length=length),
                 batched=True,
+                keep_in_memory=True,
                 desc=f"Tokenizing {what}",
             )
         return dataset.select_columns([c for c in dataset.column_names if c in TOKENIZED_COLUMNS])
@@ -294,7 +303,7 @@ class ExposeTrainer(Trainer):
     def _probe_order(self, train_dataset: Dataset) -> Dataset:
         """The clean set as the stop rule and ``clean_batches`` read it: sorted by length, so batches pad little."""
         lengths = [len(ids) for ids in train_dataset["input_ids"]]
-        return train_dataset.select(np.argsort(lengths, kind="stable"))
+        return train_dataset.select(np.argsort(lengths, kind="stable"), keep_in_memory=True)
 
     # ----------------------------------------------------------------------------------------- data
     def _prepare_dataset(self, dataset: Dataset, tokenizer, args: ExposeConfig, what: str) -> Dataset:
@@ -306,13 +315,8 @@ class ExposeTrainer(Trainer):
             dataset = dataset.rename_column("labels", "label")
         if "label" not in dataset.column_names:
             raise ValueError(f"{what} has no 'label' column (columns: {', '.join(dataset.column_names)}).")
+        dataset = align_labels(dataset, self.suspicious_model.config, what)
         labels = np.asarray(dataset["label"])
-        bad = sorted(set(labels.tolist()) - set(range(self.num_labels)))
-        if bad:
-            raise ValueError(
-                f"{what} has labels {bad} that the model does not have (it has {self.num_labels} labels: "
-                f"0..{self.num_labels - 1}). Map the dataset's labels to the model's."
-            )
         if what == "train_dataset" and len(set(labels.tolist())) < 2:
             raise ValueError(
                 f"{what} holds one class only ({labels[0]}); the defense needs clean examples of at least two classes."
@@ -494,6 +498,9 @@ class ExposeTrainer(Trainer):
         for name, data in (("test_dataset", test_dataset), ("attack_dataset", attack_dataset)):
             if data is not None and "text" not in data.column_names:
                 raise ValueError(f"{name} needs a `text` column (raw text, as load_task returns it).")
+        test_dataset = align_labels(test_dataset, self.suspicious_model.config, "test_dataset")
+        if target_label is not None and target_label not in range(self.num_labels):
+            raise ValueError(f"target_label={target_label} is not a label of the model (0..{self.num_labels - 1}).")
         rows = {"ca_rows": len(test_dataset), "asr_rows": None if attack_dataset is None else len(attack_dataset)}
         if description:
             rows["data"] = description

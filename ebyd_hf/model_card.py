@@ -35,12 +35,12 @@ def _detection_section(report: DefenseReport) -> str:
     lines = [
         f"- Verdict: **{report.verdict}** (`{report.detection_method}`, score {det.score:.3f}, "
         f"threshold {det.threshold:.3f})",
-        f"- Target label: {'—' if det.target_label is None else det.target_label}",
+        f"- Target label: {report.label_name(det.target_label)}",
     ]
     if det.trigger_candidates:
         lines += ["", "| trigger candidate | flip rate | flips to | |", "|---|---|---|---|"]
         lines += [
-            f"| `{c.trigger}` | {c.score:.3f} | {c.target} | "
+            f"| `{c.trigger}` | {c.score:.3f} | {report.label_name(c.target)} | "
             f"{'clean feature (the clean data explains it)' if c.clean_feature else ''} |"
             for c in det.trigger_candidates
         ]
@@ -55,12 +55,67 @@ def _methods_section(report: DefenseReport) -> str:
         acc = f" (clean accuracy {trace[0]['accuracy']:.3f} -> {trace[-1]['accuracy']:.3f})" if trace else ""
         lines.append(f"- Exposure: `{report.exposure_method}`{steps}{acc}")
     if report.removal_method:
-        details = ", ".join(f"{k}: {json.dumps(v)}" for k, v in report.removal.items())
-        lines.append(f"- Removal: `{report.removal_method}` ({details})")
+        lines.append(f"- Removal: `{report.removal_method}`")
+        lines += [f"  - {_readable(key, value)}" for key, value in report.removal.items()]
     lines.append(f"- Clean data: {report.clean_rows} labelled examples")
     if report.timings:
         lines.append("- Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report.timings.items()))
     return "\n".join(lines)
+
+
+def _readable(key: str, value: Any) -> str:
+    """One line of the removal's account: ``triggers unlearned: `cf`, `mn` `` for ``triggers_unlearned``."""
+    name = key.replace("_", " ")
+    if isinstance(value, bool):
+        return f"{name}: {'yes' if value else 'no'}"
+    if isinstance(value, float):
+        return f"{name}: {value:.4g}"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        shown = ", ".join(f"`{v}`" for v in value[:10])
+        return (
+            f"{name}: {shown}{f' (+{len(value) - 10} more)' if len(value) > 10 else ''}" if value else f"{name}: none"
+        )
+    if isinstance(value, dict):
+        return f"{name}: " + "; ".join(_readable(k, v) for k, v in value.items())
+    return f"{name}: {json.dumps(value) if isinstance(value, list) else value}"
+
+
+def _warnings(report: DefenseReport) -> str:
+    """The card's first lines: a warning for each thing that says the model is not purified, or a note that no
+    measurement certifies it."""
+    lines = [f"> **Warning:** {w}" for w in report.warnings]
+    if report.removal_method is None:
+        lines.insert(0, "> **Warning:** No removal ran: this is the suspicious model, not a purified one.")
+    elif report.purified is None:
+        lines.append(
+            "> **Note:** no attack success rate was measured after the removal, so no measurement certifies it."
+        )
+    return "\n>\n".join(lines) + ("\n" if lines else "")
+
+
+def _eval_results(report: DefenseReport, model_name: str, task: str, datasets: list[str] | None):
+    """The card's ``model-index``: CA and ASR before and after, on the data they were measured on."""
+    from huggingface_hub import EvalResult
+
+    out = []
+    for when, scores in (("before", report.before), ("after", report.after)):
+        for metric, key, label in (("accuracy", "ca", "Clean accuracy"), ("attack_success_rate", "asr", "ASR")):
+            if scores.get(key) is None:
+                continue
+            data = scores.get("data") or "test data"
+            trigger = f"triggered ({scores.get('trigger') or 'the given trigger'})" if key == "asr" else None
+            out.append(
+                EvalResult(
+                    task_type=task,
+                    dataset_type=(datasets or ["custom"])[0],
+                    dataset_name=data if trigger is None else f"{data}, {trigger}",
+                    dataset_config=trigger,  # the attack-test rows: the model-index groups results by config
+                    metric_type=metric,
+                    metric_value=round(float(scores[key]), 4),
+                    metric_name=f"{label} ({when} defense)",
+                )
+            )
+    return out or None
 
 
 def _scores_section(report: DefenseReport) -> str:
@@ -74,7 +129,7 @@ def _scores_section(report: DefenseReport) -> str:
     data = scores.get("data") or "the test data given"
     asr_rows = scores.get("asr_rows")
     trigger = f"the `{scores['trigger']}` trigger" if scores.get("trigger") else "the trigger"
-    target = f" to label {scores['target_label']}" if scores.get("target_label") is not None else ""
+    target = f" to label {report.label_name(scores['target_label'])}" if scores.get("target_label") is not None else ""
     lines += [
         "",
         f"CA: accuracy on {scores.get('ca_rows')} clean rows of {data}. "
@@ -126,6 +181,8 @@ def render_model_card(
         base_model=base_model if _is_hub_id(base_model) else None,
         datasets=datasets or None,
         metrics=["accuracy"],
+        model_name=model_name,
+        eval_results=_eval_results(report, model_name, pipeline_tag, datasets),
     )
     template = Template(resources.files("ebyd_hf").joinpath("templates/model_card.md").read_text(encoding="utf-8"))
     source = f"`{report.model}`" if report.model else "a suspicious classifier"
@@ -137,6 +194,7 @@ def render_model_card(
         pipeline_tag=pipeline_tag,
         example=EXAMPLES.get(pipeline_tag, '"..."'),
         stages=_stages(report),
+        warnings=_warnings(report),
         detection=_detection_section(report),
         methods=_methods_section(report),
         scores=_scores_section(report),

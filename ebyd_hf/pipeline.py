@@ -26,13 +26,14 @@ from typing import Any
 
 from datasets import Dataset
 
-from .data import DATA_DIR_ENV, TASKS, get_task, load_task
+from .data import DATA_DIR_ENV, TASKS, check_texts, get_task, load_task
 from .expose_config import ExposeConfig
-from .files import check_output_dir, check_output_file, load_sequence_classifier
+from .files import _first_line, check_output_dir, check_output_file, load_sequence_classifier
 from .poisoning import PoisonMode
 from .report import DefenseReport
 from .triggers import TRIGGERS
 
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 DEFAULT_RATES = {"word": 0.1, "sentence": 0.1, "syntactic": 0.2, "style": 0.2}
 PARAPHRASE_TRIGGERS = ("syntactic", "style")
 
@@ -77,12 +78,20 @@ class DataArguments:
             raise ValueError(f"Give --data: a task ({', '.join(TASKS)}) or your own clean set (file or folder).")
         if self.data not in TASKS and not os.path.exists(self.data):
             raise ValueError(f"--data {self.data}: no such file or folder, and not a task ({', '.join(TASKS)}).")
-        if self.context_data is not None and not os.path.exists(self.context_data):
-            raise ValueError(f"--context_data {self.context_data}: no such file or folder.")
+        if self.data not in TASKS:
+            check_data_path(self.data, "--data")
+        if self.context_data is not None:
+            check_data_path(self.context_data, "--context_data")
         if self.needs_model and self.model_name_or_path is None:
             raise ValueError("Give the suspicious model: --model_name_or_path <folder or Hub id>.")
+        if self.needs_model and not str(self.model_name_or_path).strip():
+            raise ValueError("--model_name_or_path is empty; give the model's folder or Hub id.")
         if self.clean_size < 2:
             raise ValueError(f"clean_size={self.clean_size}: the defense needs at least 2 clean rows.")
+        if self.clean_seed < 0:
+            raise ValueError(f"clean_seed={self.clean_seed} must be 0 or more.")
+        if self.data_dir is not None and not os.path.isdir(self.data_dir):
+            raise ValueError(f"--data_dir {self.data_dir}: no such folder; give the shared data root (text/<task>/).")
 
     @property
     def task(self) -> str | None:
@@ -142,12 +151,17 @@ class PurifyArguments(DataArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.test_data is not None and not os.path.exists(self.test_data):
-            raise ValueError(f"--test_data {self.test_data}: no such file or folder.")
+        if self.test_data is not None:
+            check_data_path(self.test_data, "--test_data")
         if self.eval_size is not None and self.eval_size < 1:
             raise ValueError(f"eval_size={self.eval_size}: score on at least 1 row, or leave it unset for all.")
         if self.trigger is not None and self.target_label is None:
             raise ValueError(f"--trigger {self.trigger} needs --target_label to measure ASR.")
+        if self.trigger is not None and self.task is None and self.test_data is None:
+            raise ValueError(
+                f"--trigger {self.trigger} measures ASR on test rows: give --test_data FILE (your own data has no "
+                "test split)."
+            )
         if self.target_label is not None and self.target_label < 0:
             raise ValueError(f"target_label={self.target_label} must be a label id (0, 1, ...).")
 
@@ -186,7 +200,7 @@ class DefenseArguments(PurifyArguments):
         super().__post_init__()
         if self.is_benchmark and (self.task is None or self.trigger is None or self.target_label is None):
             raise ValueError("mode=benchmark poisons a task: give --data <task>, --trigger and --target_label.")
-        if self.rate is not None and not 0 < self.rate <= 1:
+        if self.rate is not None and not 0 < self.rate <= 1:  # also refuses nan
             raise ValueError(f"rate={self.rate} must be in (0, 1].")
         for name in ("victim_epochs", "victim_learning_rate"):
             value = getattr(self, name)
@@ -211,36 +225,89 @@ def clean_subset(dataset: Dataset, size: int, seed: int, what: str = "clean spli
     return dataset.shuffle(seed=seed).select(range(size))
 
 
+def check_data_path(path: str, option: str) -> None:
+    """A data file or folder the command line names: it must exist, and a file must have a format it reads."""
+    if not os.path.exists(path):
+        raise ValueError(f"{option} {path}: no such file or folder.")
+    suffix = Path(path).suffix.lower()
+    if os.path.isfile(path) and suffix not in DATA_SUFFIXES:
+        raise ValueError(
+            f"{option} {path}: unsupported file type {suffix or '(none)'!r}; use {', '.join(DATA_SUFFIXES)} or a "
+            "save_to_disk folder."
+        )
+
+
 def load_local_dataset(
     path: str, columns: tuple[str, ...] = ("text", "label"), splits: tuple[str, ...] = ("validation", "train", "test")
 ) -> Dataset:
     """A labelled dataset from a ``save_to_disk`` folder (a ``DatasetDict`` gives the first of ``splits`` it has:
     validation, else train) or a .csv / .tsv / .json / .jsonl file, checked for ``columns`` (``text`` and
-    ``label``)."""
-    from datasets import DatasetDict, load_dataset, load_from_disk
-
+    ``label``), for rows, and for an empty or non-text ``text`` and a missing ``label`` in any row (named)."""
     source = Path(path)
     if source.is_dir():
-        data = load_from_disk(str(source))
-        if isinstance(data, DatasetDict):
-            split = next((s for s in splits if s in data), None)
-            if split is None:
-                raise ValueError(f"{path}: the saved DatasetDict has no {'/'.join(splits)} split.")
-            data = data[split]
+        data = _load_saved(path, splits)
     elif source.is_file():
-        builders = {".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"}), ".json": ("json", {})}
-        builders[".jsonl"] = builders[".json"]
-        suffix = source.suffix.lower()
-        if suffix not in builders:
-            raise ValueError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
-        builder, kwargs = builders[suffix]
-        data = load_dataset(builder, data_files=str(source), split="train", **kwargs)
+        data = _load_file(path)
     else:
         raise ValueError(f"{path}: no such file or folder.")
     missing = set(columns) - set(data.column_names)
     if missing:
         raise ValueError(f"{path}: needs {' and '.join(columns)} columns; missing {', '.join(sorted(missing))}.")
+    if len(data) == 0:
+        raise ValueError(f"{path} has no rows; give a file with a header and rows under it.")
+    name = source.name or path
+    if "text" in columns:
+        check_texts(data["text"], name)
+    if "label" in columns:
+        for row, label in enumerate(data["label"], start=1):
+            if label is None or (isinstance(label, float) and not math.isfinite(label)):
+                raise ValueError(f"row {row} of {name} has no 'label'; fill it in or drop the row.")
     return data
+
+
+def _load_saved(path: str, splits: tuple[str, ...]) -> Dataset:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        # In memory: shuffling, tokenizing or aligning a dataset read from its folder would otherwise write cache
+        # files into that folder, which is the user's.
+        data = load_from_disk(path, keep_in_memory=True)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise ValueError(
+            f"{path} is a folder but not a dataset saved with save_to_disk ({_first_line(error)}); give a "
+            f"{'/'.join(DATA_SUFFIXES)} file or a save_to_disk folder."
+        ) from error
+    if isinstance(data, DatasetDict):
+        split = next((s for s in splits if s in data), None)
+        if split is None:
+            raise ValueError(f"{path}: the saved DatasetDict has no {'/'.join(splits)} split.")
+        data = data[split]
+    return data
+
+
+def _load_file(path: str) -> Dataset:
+    from datasets import load_dataset
+
+    builders = {".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"}), ".json": ("json", {})}
+    builders[".jsonl"] = builders[".json"]
+    suffix = Path(path).suffix.lower()
+    if suffix not in builders:
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty; give a file with a header (text, label) and at least one row.")
+    builder, kwargs = builders[suffix]
+    try:
+        return load_dataset(builder, data_files=path, split="train", **kwargs)
+    except ValueError as error:
+        if "corresponds to no data" in str(error):  # datasets' words for a header and no rows
+            raise ValueError(f"{path} has no rows; give a file with a header and rows under it.") from None
+        raise ValueError(f"{path}: cannot read it as {suffix[1:].upper()} ({_first_line(error)}).") from error
+    except Exception as error:  # the datasets builders' own errors: one line naming the file instead
+        cause = error.__cause__ or error.__context__ or error
+        raise ValueError(
+            f"{path}: cannot read it as {suffix[1:].upper()} ({_first_line(cause)}); check that it is a valid "
+            f"{suffix[1:]} file with text and label columns."
+        ) from error
 
 
 def add_trigger_contexts(report: DefenseReport, texts, source: str) -> None:
@@ -292,9 +359,13 @@ def load_context_texts(script_args: DataArguments) -> list[str] | None:
     return list(context["text"])
 
 
-def scoring_data(script_args: PurifyArguments, task, seed: int) -> tuple[Dataset | None, Dataset | None, str]:
+def scoring_data(
+    script_args: PurifyArguments, task, seed: int, model_config=None
+) -> tuple[Dataset | None, Dataset | None, str]:
     """The test set CA is measured on, the triggered test set ASR is measured on (with ``--trigger``), and their
-    description for the report."""
+    description for the report. With ``model_config`` (the suspicious model's), the test labels are read against
+    the model's labels (:func:`~ebyd_hf.labels.align_labels`) before the attack set is built from them, so a test
+    set the model cannot be scored on is refused before the defense runs."""
     from .poisoning import build_attack_test_set
     from .triggers import build_trigger
 
@@ -304,6 +375,16 @@ def scoring_data(script_args: PurifyArguments, task, seed: int) -> tuple[Dataset
         test, description = task["test"], f"{script_args.task} test split"
     else:
         return None, None, ""
+    if model_config is not None:
+        from .labels import align_labels
+
+        test = align_labels(test, model_config, "--test_data" if script_args.test_data else "the test split")
+    if script_args.target_label is not None and model_config is not None:
+        if script_args.target_label not in range(int(model_config.num_labels)):
+            raise ValueError(
+                f"target_label={script_args.target_label} is not a label of the model "
+                f"(0..{int(model_config.num_labels) - 1}); give one of its labels to --target_label."
+            )
     if script_args.eval_size is not None and script_args.eval_size < len(test):
         test = test.shuffle(seed=seed).select(range(script_args.eval_size))
     attack_test = None
@@ -313,12 +394,9 @@ def scoring_data(script_args: PurifyArguments, task, seed: int) -> tuple[Dataset
     return test, attack_test, description
 
 
-def build_trainer(model_path: str, script_args: DataArguments, config: ExposeConfig, clean: Dataset):
-    """Load the suspicious model (:func:`~ebyd_hf.files.load_sequence_classifier`), check its labels against the
-    task's, and wrap it in an :class:`ExposeTrainer`. The trainer is built with ``push_to_hub`` off, so no Hub
-    repository is created before :func:`publish` pushes."""
-    from .expose_trainer import ExposeTrainer
-
+def load_model(model_path: str, script_args: DataArguments, config: ExposeConfig):
+    """The suspicious model and its tokenizer (:func:`~ebyd_hf.files.load_sequence_classifier`), its label count
+    checked against the task's."""
     model, tokenizer = load_sequence_classifier(
         model_path, trust_remote_code=config.trust_remote_code, **(config.model_init_kwargs or {})
     )
@@ -328,6 +406,16 @@ def build_trainer(model_path: str, script_args: DataArguments, config: ExposeCon
             f"{model_path!r} has {model.config.num_labels} labels but {script_args.task} has {num_labels}; pick "
             "the matching task, or give your own data with --data FILE."
         )
+    return model, tokenizer
+
+
+def build_trainer(model_path: str, script_args: DataArguments, config: ExposeConfig, clean: Dataset, loaded=None):
+    """Load the suspicious model (:func:`load_model`, unless ``loaded`` gives it as ``(model, tokenizer)``) and
+    wrap it in an :class:`ExposeTrainer`. The trainer is built with ``push_to_hub`` off, so no Hub repository is
+    created before :func:`publish` pushes."""
+    from .expose_trainer import ExposeTrainer
+
+    model, tokenizer = loaded or load_model(model_path, script_args, config)
     push, config.push_to_hub = config.push_to_hub, False
     try:
         return ExposeTrainer(model, config, train_dataset=clean, processing_class=tokenizer)
@@ -338,9 +426,16 @@ def build_trainer(model_path: str, script_args: DataArguments, config: ExposeCon
 def _recorded_base_model(folder: str) -> str | None:
     """The checkpoint a victim was fine-tuned from, when its folder holds an ``attack.json`` (train_victim)."""
     record = Path(folder) / "attack.json"
-    if record.is_file():
-        return json.loads(record.read_text(encoding="utf-8")).get("model")
-    return None
+    if not record.is_file():
+        return None
+    try:
+        values = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{record} cannot be read ({_first_line(error)}); remove it, or pass --base_model yourself."
+        ) from error
+    base = values.get("model") if isinstance(values, dict) else None
+    return base if isinstance(base, str) else None
 
 
 def _benchmark_victim(script_args: DefenseArguments, config: ExposeConfig):
@@ -415,13 +510,15 @@ def prepare_defense(script_args: PurifyArguments, config: ExposeConfig) -> Defen
         model_path, base, test, attack_test = _benchmark_victim(script_args, config)
         config.overwrite_output_dir = True  # checked above; it now holds only the victim this run trained
         description = f"{script_args.task} test split"
+        loaded = None
     else:
         model_path = script_args.model_name_or_path
+        loaded = load_model(model_path, script_args, config)
         base = _recorded_base_model(model_path) if os.path.isdir(model_path) else None
-        test, attack_test, description = scoring_data(script_args, task, config.seed)
+        test, attack_test, description = scoring_data(script_args, task, config.seed, loaded[0].config)
     if config.base_model is None and base is not None and os.path.exists(base):
         config.base_model = base  # the pretrained weights the victim was fine-tuned from, recorded in attack.json
-    trainer = build_trainer(model_path, script_args, config, clean)
+    trainer = build_trainer(model_path, script_args, config, clean, loaded)
     return DefenseSetup(trainer, test, attack_test, description, context)
 
 
@@ -502,8 +599,10 @@ class PoisonArguments:
     )
 
     def __post_init__(self):
-        if not 0 < self.rate <= 1:
+        if not 0 < self.rate <= 1:  # also refuses nan
             raise ValueError(f"rate={self.rate} must be in (0, 1].")
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed} must be 0 or more.")
         num_labels = get_task(self.task).num_labels
         if self.target_label not in range(num_labels):
             raise ValueError(f"target_label={self.target_label} is not a label of {self.task} (0..{num_labels - 1}).")

@@ -126,6 +126,7 @@ def _apply(
         with_indices=True,
         num_proc=num_proc,
         features=_output_features(dataset, label_column),
+        keep_in_memory=True,  # a pure transform: no cache file beside a dataset the user saved (save_to_disk)
         desc=desc,
     )
 

@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 
 @dataclass
@@ -108,6 +108,13 @@ class DefenseReport:
     """CA/ASR of the suspicious model when test data was given, with the data they were measured on."""
     after: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    label_names: list[str] | None = None
+    """The model's label names in id order, when it has names (not ``LABEL_0``...): targets are reported by name."""
+
+    ASR_NOISE: ClassVar[float] = 0.01
+    """An ASR change smaller than this (one point) is no change: the defense did not lower the ASR."""
+    CA_COST_LIMIT: ClassVar[float] = 0.02
+    """More clean accuracy lost than this (two points) is reported as a cost the user has to weigh."""
 
     @property
     def verdict(self) -> str:
@@ -115,17 +122,62 @@ class DefenseReport:
             return "not run"
         return "backdoored" if self.detection.backdoored else "clean"
 
+    def label_name(self, label: int | None) -> str:
+        """``label`` as the report prints it: ``1 (positive)`` when the model names its labels, ``—`` for none."""
+        if label is None:
+            return "—"
+        names = self.label_names or []
+        return f"{label} ({names[label]})" if 0 <= label < len(names) else str(label)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the measured scores say against the defense, in plain words: the ASR was not
+        lowered, or clean accuracy fell by more than ``CA_COST_LIMIT``. Empty when none applies (or nothing was
+        measured after a removal)."""
+        out = []
+        before, after = self.before, self.after
+        if after and before.get("asr") is not None and after.get("asr") is not None:
+            if after["asr"] > before["asr"] - self.ASR_NOISE:
+                out.append(
+                    f"The defense did not lower the attack success rate ({before['asr']:.3f} -> {after['asr']:.3f}): "
+                    "this model is not purified of the measured backdoor."
+                )
+        if after and before.get("ca") is not None and after.get("ca") is not None:
+            cost = before["ca"] - after["ca"]
+            if cost > self.CA_COST_LIMIT:
+                out.append(
+                    f"The defense cost {100 * cost:.1f} points of clean accuracy ({before['ca']:.3f} -> "
+                    f"{after['ca']:.3f}), more than {100 * self.CA_COST_LIMIT:.0f}."
+                )
+        return out
+
+    @property
+    def purified(self) -> bool | None:
+        """Whether the measured scores certify the removal (ASR lowered, CA kept within ``CA_COST_LIMIT``);
+        ``None`` when no ASR was measured after a removal, so nothing can be certified."""
+        if self.removal_method is None:
+            return False
+        if self.after.get("asr") is None or self.before.get("asr") is None:
+            return None
+        return not self.warnings
+
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, **asdict(self)}
+        return {"verdict": self.verdict, "purified": self.purified, "warnings": self.warnings, **asdict(self)}
 
     def to_json(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     def to_markdown(self) -> str:
         lines = [f"## Defense report: {self.model}", ""]
+        lines += [f"> **Warning:** {warning}" for warning in self.warnings]
+        lines += [""] if self.warnings else []
         det = self.detection
         if det is not None:
-            target = "—" if det.target_label is None else f"{det.target_label} (score {det.target_score:.3f})"
+            target = (
+                "—"
+                if det.target_label is None
+                else f"{self.label_name(det.target_label)} (score {det.target_score:.3f})"
+            )
             lines += [
                 f"- Verdict: **{self.verdict}** (score {det.score:.3f}, threshold {det.threshold:.3f})",
                 f"- Target label: {target}",

@@ -17,6 +17,8 @@ from datasets import Dataset
 
 from .data import get_task, load_task
 from .evaluation import measure_backdoor
+from .files import check_checkpoint, check_output_dir
+from .methods.base import check_value
 from .poisoning import POISON_COLUMN, PoisonMode, build_attack_test_set, poison
 from .triggers import TRIGGERS, Trigger, build_trigger
 
@@ -94,6 +96,19 @@ class AttackConfig:
             if self.target_label is None:
                 raise ValueError("A poisoned victim needs target_label.")
             PoisonMode(self.mode)
+        spec = get_task(self.task)
+        check_value(type(self).__name__, "rate", self.rate, "(0, 1]")
+        if self.trigger is not None and self.target_label not in range(spec.num_labels):
+            raise ValueError(
+                f"target_label={self.target_label!r} is not a label of {self.task} (0..{spec.num_labels - 1})."
+            )
+        for name, interval in (
+            ("train_size", "[1, inf)"),
+            ("eval_size", "[1, inf)"),
+            ("holdout_attack_rows", "[0, inf)"),
+            ("max_length", "[8, inf)"),
+        ):
+            check_value(type(self).__name__, name, getattr(self, name), interval)
         if not self.probe_weight >= 0:
             raise ValueError(f"probe_weight={self.probe_weight!r} must be >= 0 (0 turns the auxiliary head off).")
         if self.probe_weight and self.trigger is None:
@@ -102,7 +117,6 @@ class AttackConfig:
             raise ValueError(f"poison_weight={self.poison_weight!r} must be a finite number > 0 (1: the plain loss).")
         if self.poison_weight != 1 and self.trigger is None:
             raise ValueError("poison_weight needs poisoned rows to weigh; a clean model (trigger=None) has none.")
-        get_task(self.task)
 
 
 @dataclass
@@ -189,12 +203,18 @@ def prepare_attack(attack: AttackConfig, trigger: Trigger | None = None) -> Prep
     return PreparedAttack(train, test, attack_test, trigger, source)
 
 
-def _check_output_dir(output_dir: str, model_path: str | None) -> None:
-    out = Path(output_dir).resolve()
-    if model_path is not None and Path(model_path).exists() and Path(model_path).resolve() == out:
-        raise ValueError(f"output_dir={output_dir!r} is the input model's folder; choose another folder.")
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"output_dir={output_dir!r} exists and is not empty; choose a new folder or remove it.")
+def _check_output_dir(args, model_path: str | None, attack: AttackConfig) -> None:
+    """The one output guard (:func:`~ebyd_hf.files.check_output_dir`): never the model's folder or a folder inside
+    it, never the data root, never a non-empty folder unless ``args.overwrite_output_dir``."""
+    output_dir = args.output_dir
+    if model_path is not None and os.path.exists(model_path):
+        if os.path.realpath(model_path) == os.path.realpath(output_dir):
+            raise ValueError(f"output_dir={output_dir!r} is the input model's folder; choose another folder.")
+    check_output_dir(
+        output_dir,
+        inputs=[model_path, attack.data_dir],
+        overwrite=bool(getattr(args, "overwrite_output_dir", False)),
+    )
 
 
 PROBE_MODULE = "ebyd_poison_probe"
@@ -264,22 +284,27 @@ def _attack_trainer(probe_weight: float = 0.0, poison_weight: float = 1.0):
     return AttackTrainer
 
 
-def _check_head(name: str, task: str, num_labels: int) -> None:
-    """A checkpoint that already is a classifier must have the task's label count: its head is never silently
-    replaced."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-    is_classifier = any(str(a).endswith("ForSequenceClassification") for a in config.architectures or [])
-    if is_classifier and config.num_labels != num_labels:
+def _check_head(name: str, task: str, num_labels: int, trust_remote_code: bool = False) -> None:
+    """Refuse a checkpoint that cannot be loaded safely (:func:`~ebyd_hf.files.check_checkpoint`: no such path,
+    custom code without the opt-in), and one that already is a classifier with another label count than the
+    task's: its head is never silently replaced."""
+    config = check_checkpoint(name, trust_remote_code=trust_remote_code)
+    is_classifier = any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+    labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
+    if is_classifier and labels != num_labels:
         raise ValueError(
-            f"{name!r} is a classifier with {config.num_labels} labels but {task} has {num_labels}: start from the "
+            f"{name!r} is a classifier with {labels} labels but {task} has {num_labels}: start from the "
             "pretrained encoder (a checkpoint without a classification head) or a classifier of this task."
         )
 
 
 def train_victim(
-    model: str | os.PathLike, attack: AttackConfig, args, tokenizer=None, trigger: Trigger | None = None
+    model: str | os.PathLike,
+    attack: AttackConfig,
+    args,
+    tokenizer=None,
+    trigger: Trigger | None = None,
+    trust_remote_code: bool = False,
 ) -> AttackRecord:
     """Poison ``attack.task``, fine-tune ``model`` on it with the HF ``Trainer``, measure CA (test split) and
     ASR (attack-test set), and save model, tokenizer and ``attack.json`` to ``args.output_dir``. Everything is
@@ -292,6 +317,7 @@ def train_victim(
         args: ``transformers.TrainingArguments``; ``output_dir`` must be new or empty.
         tokenizer: defaults to the model's own.
         trigger: a ready trigger instance, instead of the family's defaults named in ``attack.trigger``.
+        trust_remote_code: run custom modelling code shipped with ``model`` (off: such a checkpoint is refused).
 
     Example:
         >>> from transformers import TrainingArguments
@@ -305,13 +331,22 @@ def train_victim(
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     model_name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
-    _check_output_dir(args.output_dir, model_name if isinstance(model, str) else None)
+    # Every input is checked before the data is poisoned, and before anything is written.
+    _check_output_dir(args, model_name if isinstance(model, str) else None, attack)
+    num_labels = get_task(attack.task).num_labels
+    if isinstance(model, str):
+        _check_head(model, attack.task, num_labels, trust_remote_code)
+    elif model.config.num_labels != num_labels:
+        raise ValueError(
+            f"The model has {model.config.num_labels} labels but {attack.task} has {num_labels}: give a model "
+            f"with {num_labels} labels."
+        )
     start = time.perf_counter()
     data = prepare_attack(attack, trigger)
 
     # Seed before anything is initialised (the fresh classification head, the probe head): a victim is reproducible.
     set_seed(args.seed)
-    model, tokenizer = _load_victim_model(model, tokenizer, attack.task)
+    model, tokenizer = _load_victim_model(model, tokenizer, attack.task, trust_remote_code)
     trainer = _fit(model, tokenizer, data.train, attack, args)
     scores = measure_backdoor(
         trainer.model,
@@ -329,23 +364,37 @@ def train_victim(
     return record
 
 
-def _load_victim_model(model, tokenizer, task: str):
+def _load_victim_model(model, tokenizer, task: str, trust_remote_code: bool = False):
     """``(model, tokenizer)`` for a model id or folder (a classification head sized to ``task``, fresh unless the
     checkpoint is a classifier of this task already) or a ready model object, whose label count must match."""
+    import pickle
+
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from .files import _first_line, _weights_error
+
     spec = get_task(task)
-    if isinstance(model, str):
-        _check_head(model, task, spec.num_labels)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model,
-            trust_remote_code=False,
-            num_labels=spec.num_labels,
-            id2label=dict(enumerate(spec.label_names)),
-            label2id={n: i for i, n in enumerate(spec.label_names)},
-            ignore_mismatched_sizes=True,
-        )
+    if isinstance(model, str):  # train_victim checked it (_check_head) before poisoning the data
+        if tokenizer is None:
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+            except (OSError, ValueError, TypeError) as error:
+                raise ValueError(
+                    f"Cannot load a tokenizer from {model!r} ({_first_line(error)}); pass tokenizer=, or save the "
+                    "tokenizer beside the model with tokenizer.save_pretrained(folder)."
+                ) from error
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model,
+                trust_remote_code=trust_remote_code,
+                num_labels=spec.num_labels,
+                id2label=dict(enumerate(spec.label_names)),
+                label2id={n: i for i, n in enumerate(spec.label_names)},
+                ignore_mismatched_sizes=True,
+            )
+        except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as error:
+            raise ValueError(_weights_error(model, error, {})) from error
     elif tokenizer is None:
         raise ValueError("Pass tokenizer= with a model object.")
     if model.config.num_labels != spec.num_labels:

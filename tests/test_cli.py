@@ -255,7 +255,7 @@ def _bad_cases(p: dict, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "unknown task": (["purify", v, "--data", "sst3", "--output_dir", out], "not a task"),
         "no data": (["purify", v, "--output_dir", out], "Give --data"),
         "no model": (["purify", "--data", "sst2", "--output_dir", out], "--model_name_or_path"),
-        "missing model": (["purify", str(tmp / "nosuch"), "--data", "sst2", "--output_dir", out], "neither a model"),
+        "missing model": (["purify", str(tmp / "nosuch"), "--data", "sst2", "--output_dir", out], "no such folder"),
         "not a classifier": (["purify", str(p["encoder"]), "--data", "sst2", "--output_dir", out], "not a sequence"),
         "garbage weights": (["purify", str(p["garbage"]), "--data", "sst2", "--output_dir", out], "model weights"),
         "custom code": (["purify", str(p["custom"]), "--data", "sst2", "--output_dir", out], "--trust_remote_code"),

@@ -133,6 +133,14 @@ def test_custom_code_is_refused_without_opt_in_and_runs_only_with_it(tmp_path):
     assert marker.exists()
 
 
+class _Payload:
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def _bad_checkpoint(kind: str, tmp_path: Path, tokenizer) -> str:
     folder = tmp_path / kind
     if kind in ("garbage", "truncated", "no tokenizer"):
@@ -142,10 +150,31 @@ def _bad_checkpoint(kind: str, tmp_path: Path, tokenizer) -> str:
             weights.write_bytes(b"not a checkpoint at all" * 8)
         elif kind == "truncated":
             weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    elif kind == "bare encoder":
+    elif kind in ("bare encoder", "headless classifier"):
         from transformers import BertModel
 
         BertModel(tiny_bert(tokenizer).config).save_pretrained(folder)
+        if kind == "headless classifier":  # a config that claims a head the weights do not hold
+            config = json.loads((folder / "config.json").read_text())
+            (folder / "config.json").write_text(
+                json.dumps({**config, "architectures": ["BertForSequenceClassification"]})
+            )
+    elif kind in ("pickle payload", "garbage bin"):
+        import torch
+
+        tiny_bert(tokenizer).save_pretrained(folder)
+        (folder / "model.safetensors").unlink()
+        if kind == "pickle payload":  # unpickled, it would create a file beside the folder
+            torch.save({"weights": _Payload(tmp_path / "payload-ran")}, folder / "pytorch_model.bin")
+        else:
+            (folder / "pytorch_model.bin").write_bytes(bytes(range(256)) * 4)
+    elif kind == "no weights":
+        config = tiny_bert(tokenizer).config
+        config.architectures = ["BertForSequenceClassification"]
+        config.save_pretrained(folder)
+    elif kind == "bad config":
+        tiny_bert(tokenizer).save_pretrained(folder)
+        (folder / "config.json").write_text('{"model_type": "bert",')
     elif kind == "no config":
         folder.mkdir()
         (folder / "model.safetensors").write_bytes(b"")
@@ -161,8 +190,13 @@ def _bad_checkpoint(kind: str, tmp_path: Path, tokenizer) -> str:
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("missing", "neither a model folder nor a Hub model id"),
+        ("missing", "neither a model folder nor a Hub model id \\(no such folder"),
         ("hub id", "neither a model folder nor a Hub model id"),
+        ("bad config", "Cannot read .*config.json"),
+        ("no weights", "has no weights file"),
+        ("pickle payload", "which could run code, so they were not loaded"),
+        ("garbage bin", "not a tensor checkpoint torch can read safely"),
+        ("headless classifier", "lacks weights for classifier.bias, classifier.weight"),
         ("file", "is a file"),
         ("no config", "has no config.json"),
         ("garbage", "Cannot read the model weights"),

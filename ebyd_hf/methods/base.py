@@ -153,6 +153,16 @@ def get_method(registry: dict, name: str, family: str):
     return registry[name]
 
 
+def progress(trainer, description: str, total: int):
+    """A progress bar for a stage that does not run through the ``Trainer``'s loop (a scan, a search), shown like
+    the ``Trainer``'s own bars: on the main process, unless ``disable_tqdm``. Use as a context manager."""
+    from tqdm.auto import tqdm
+
+    args = trainer.args
+    hidden = bool(getattr(args, "disable_tqdm", False)) or not trainer.is_world_process_zero()
+    return tqdm(total=total, desc=description, disable=hidden, leave=False)
+
+
 class Method(ABC):
     """What every method shares: a registered ``name``, the ``config_class`` it is built with, and the kinds of
     model it works on."""

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +47,12 @@ def attack_success_rate(predictions: Sequence[int] | np.ndarray, target_label: i
 
 def defense_effectiveness_rating(ca_before: float, asr_before: float, ca_after: float, asr_after: float) -> float:
     """DER = [max(0, ASR_before - ASR_after) - max(0, CA_before - CA_after) + 1] / 2, in [0, 1];
-    0.5 means no change, 1 a backdoor fully removed at no cost in clean accuracy."""
+    0.5 means no change, 1 a backdoor fully removed at no cost in clean accuracy. Every rate must be a number in
+    [0, 1] (a NaN, a percentage or a missing measurement is refused, not rated)."""
+    given = {"ca_before": ca_before, "asr_before": asr_before, "ca_after": ca_after, "asr_after": asr_after}
+    for name, value in given.items():
+        if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:  # NaN fails both comparisons
+            raise ValueError(f"{name}={value!r} must be a rate in [0, 1]; measure it first (measure_backdoor).")
     return (max(0.0, asr_before - asr_after) - max(0.0, ca_before - ca_after) + 1.0) / 2.0
 
 

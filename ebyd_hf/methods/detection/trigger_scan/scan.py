@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ....report import DetectionResult
-from ...base import DetectionMethod, register_detection
+from ...base import DetectionMethod, progress, register_detection
 from .candidates import find_candidates
 from .config import TriggerScanConfig
 from .context import ScanContext, best_first
@@ -58,18 +58,26 @@ class TriggerScan(DetectionMethod):
         return max(16, self.config.num_candidates)
 
     def detect(self, trainer, exposure) -> DetectionResult:
-        ctx = ScanContext.from_trainer(trainer, self.config)
-        find_candidates(ctx)
-        readings, decided = self.read_rules(ctx)
-        result = self.result(ctx, readings, decided)
+        with progress(trainer, "Trigger scan: candidates", total=2 + len(self.rules)) as bar:
+            ctx = ScanContext.from_trainer(trainer, self.config)
+            find_candidates(ctx)
+            bar.update()
+            readings, decided = self.read_rules(ctx, bar)
+            bar.set_description("Trigger scan: verdict")
+            result = self.result(ctx, readings, decided)
+            bar.update(bar.total - bar.n)
         result.details["base_model"] = trainer.args.base_model
         return result
 
-    def read_rules(self, ctx: ScanContext) -> tuple[list[Reading], Reading | None]:
+    def read_rules(self, ctx: ScanContext, bar=None) -> tuple[list[Reading], Reading | None]:
         """Every rule's reading, in order, up to the first that fires (which decides), or ``None`` when none does."""
         readings = []
         for rule in self.rules:
+            if bar is not None:
+                bar.set_description(f"Trigger scan: {rule.name} rule")
             reading = rule.read(ctx)
+            if bar is not None:
+                bar.update()
             if reading is None:
                 continue
             readings.append(reading)
