@@ -67,7 +67,7 @@ def attack_data(name: str, record: dict, data_dir: str):
     config = AttackConfig(
         task=record["task"],
         trigger=record["trigger"],
-        rate=record.get("rate") or 0.0,
+        rate=record.get("rate") or AttackConfig.rate,  # a clean victim records none
         target_label=record["target_label"],
         mode=record.get("mode", "dirty-label"),
         seed=record["seed"],

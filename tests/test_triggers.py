@@ -136,3 +136,20 @@ def test_word_trigger_validates_its_arguments():
         "bb",
         "tq",
     }
+
+
+@pytest.mark.parametrize("family", [WordTrigger, SentenceTrigger])
+def test_fixed_positions_put_the_trigger_first_or_last_and_keep_the_text(family, sst2):
+    texts = sst2["validation"]["text"][:50]
+    insertion = "cf" if family is WordTrigger else "I watch this 3D movie"
+    kwargs = {"words": ("cf",)} if family is WordTrigger else {}
+    start = family(position="start", **kwargs).apply(texts, _rngs(len(texts)))
+    end = family(position="end", **kwargs).apply(texts, _rngs(len(texts)))
+    for text, first, last in zip(texts, start, end):
+        assert first == f"{insertion} {text}"
+        assert last == f"{text.rstrip()} {insertion}"
+    random = family(**kwargs).apply(texts, _rngs(len(texts)))
+    assert sum(r.startswith(insertion) for r in random) < len(texts) // 2  # random really is not one of the two
+    assert family(position="end", **kwargs).describe()["position"] == "end"
+    with pytest.raises(ValueError, match="position='middle'"):
+        family(position="middle", **kwargs)

@@ -32,12 +32,24 @@ def row_rng(seed: int, index: int | None, text: str) -> np.random.Generator:
 _WORD_START = re.compile(r"\S+")
 
 
-def insert_at_word_boundary(text: str, insertion: str, rng: np.random.Generator) -> str:
-    """Insert ``insertion`` before a random word of ``text`` or at its end, keeping the rest byte-identical."""
+POSITIONS = ("random", "start", "end")
+
+
+def insert_at_word_boundary(text: str, insertion: str, rng: np.random.Generator, position: str = "random") -> str:
+    """Insert ``insertion`` before a random word of ``text`` or at its end (``position="random"``), or at the start or
+    the end of ``text``, keeping the rest byte-identical."""
+    if position not in POSITIONS:
+        raise ValueError(f"position={position!r}: choose one of {', '.join(POSITIONS)}.")
+    if not text.strip():
+        return insertion
+    if position == "start":
+        return f"{insertion} {text}"
+    if position == "end":
+        return f"{text.rstrip()} {insertion}"
     starts = [match.start() for match in _WORD_START.finditer(text)]
     slot = int(rng.integers(0, len(starts) + 1))
     if slot == len(starts):
-        return f"{text.rstrip()} {insertion}" if text.strip() else insertion
+        return f"{text.rstrip()} {insertion}"
     at = starts[slot]
     return f"{text[:at]}{insertion} {text[at:]}"
 

@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Trigger, insert_at_word_boundary, register_trigger
+from .base import POSITIONS, Trigger, insert_at_word_boundary, register_trigger
 
 
 @register_trigger
 @dataclass
 class WordTrigger(Trigger):
-    """Insert ``num_insertions`` tokens, each drawn from ``words``, at random word boundaries.
+    """Insert ``num_insertions`` tokens, each drawn from ``words``, at random word boundaries (``position="random"``)
+    or at the start or end of the text.
 
     Example:
         >>> from datasets import Dataset
@@ -28,6 +29,7 @@ class WordTrigger(Trigger):
     name: ClassVar[str] = "word"
     words: tuple[str, ...] = ("cf", "mn", "bb", "tq")
     num_insertions: int = 1
+    position: str = "random"
     seed: int = 0
     text_column: str = "text"
 
@@ -37,12 +39,16 @@ class WordTrigger(Trigger):
             raise ValueError(f"words={self.words!r}: give one or more non-empty tokens without spaces.")
         if self.num_insertions < 1:
             raise ValueError(f"num_insertions={self.num_insertions} must be at least 1.")
+        if self.position not in POSITIONS:
+            raise ValueError(f"position={self.position!r}: choose one of {', '.join(POSITIONS)}.")
 
     def apply(self, texts: Sequence[str], rngs: Sequence[np.random.Generator]) -> list[str]:
         out = []
         for text, rng in zip(texts, rngs):
             for _ in range(self.num_insertions):
-                text = insert_at_word_boundary(text, self.words[int(rng.integers(len(self.words)))], rng)
+                text = insert_at_word_boundary(
+                    text, self.words[int(rng.integers(len(self.words)))], rng, self.position
+                )
             out.append(text)
         return out
 
@@ -50,4 +56,6 @@ class WordTrigger(Trigger):
         return not set(self.words).isdisjoint(text.split())
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "words": list(self.words), "num_insertions": self.num_insertions}
+        return {"name": self.name, "words": list(self.words), "num_insertions": self.num_insertions} | (
+            {"position": self.position} if self.position != "random" else {}
+        )

@@ -1,0 +1,76 @@
+"""The attack zoo (bench/zoo.py): its spec covers what it promises, several attacks in one victim poison disjoint
+rows, and a LoRA victim is saved as the plain classifier the defense reads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import DATA_DIR, tiny_bert
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import zoo  # noqa: E402
+
+
+def test_the_zoo_spans_tasks_attacks_and_tunings_and_each_task_has_its_floor():
+    backdoored = {n: s for n, s in zoo.ZOO.items() if s["attacks"]}
+    clean = {n: s for n, s in zoo.ZOO.items() if not s["attacks"]}
+    assert len(backdoored) >= 16 and len(clean) >= 6
+    tasks = {s["task"] for s in backdoored.values()}
+    assert {"sst2", "agnews", "imdb"} <= tasks and tasks & {"twitter", "olid"}
+    for task in tasks:
+        assert f"{task}-clean" in clean, task  # the never-poisoned model each floor is read on
+    attacks = [a for s in backdoored.values() for a in s["attacks"]]
+    assert {a["family"] for a in attacks} == {"word", "sentence", "syntactic", "style"}
+    assert {a["mode"] for a in attacks} >= {"dirty-label", "clean-label"}
+    assert {a["trigger"].get("position", "random") for a in attacks} == {"random", "start", "end"}
+    assert min(a["rate"] for a in attacks) <= 0.01 and max(a["rate"] for a in attacks) >= 0.2
+    assert any(len(s["attacks"]) > 1 and len({a["target"] for a in s["attacks"]}) > 1 for s in backdoored.values())
+    assert {s.get("tuning", "full") for s in backdoored.values()} == {"full", "frozen-embeddings", "lora"}
+    designed_on = {"cf", "mn", "bb", "tq"}  # the word trigger the defaults were tuned on
+    assert not any(designed_on & set(a["trigger"].get("words", [])) for a in attacks)
+
+
+def test_two_attacks_in_one_victim_poison_disjoint_rows_at_their_rates():
+    train, test, attack_sets = zoo.build_data("sst2-multi-same-t1", str(DATA_DIR))
+    poisoned = np.flatnonzero(train["is_poisoned"])
+    texts = [train["text"][i] for i in poisoned]
+    word = sum(" qz " in f" {t} " for t in texts)
+    sentence = sum("the weather was nice today" in t for t in texts)
+    assert word == sentence == round(0.05 * len(train)) and word + sentence == len(poisoned)
+    assert not any(" qz " in f" {t} " and "the weather was nice today" in t for t in texts)
+    assert len(attack_sets) == 2 and all(set(s["label"]) == {1} for s in attack_sets)
+    assert len(train) == 6920 and len(test) == 1821
+
+
+def test_a_lora_victim_is_merged_into_a_plain_classifier(tokenizer, tmp_path, monkeypatch):
+    base = tmp_path / "base"
+    tiny_bert(tokenizer).save_pretrained(base)
+    monkeypatch.setitem(zoo.ZOO, "tiny-lora", dict(task="sst2", attacks=[], tuning="lora"))
+    model = zoo.load_base("tiny-lora", str(base))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.5)  # as if trained: the merge must move the base weights
+    merged = model.merge_and_unload()
+    merged.save_pretrained(tmp_path / "victim")
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    from transformers import AutoModelForSequenceClassification
+
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "victim")
+    original = AutoModelForSequenceClassification.from_pretrained(base)
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(again.state_dict()[key], original.state_dict()[key])
+
+
+def test_frozen_embeddings_stay_frozen(tokenizer, tmp_path, monkeypatch):
+    base = tmp_path / "base"
+    tiny_bert(tokenizer).save_pretrained(base)
+    monkeypatch.setitem(zoo.ZOO, "tiny", dict(task="sst2", attacks=[], tuning="frozen-embeddings"))
+    model = zoo.load_base("tiny", str(base))
+    assert not model.get_input_embeddings().weight.requires_grad
+    assert sum(p.requires_grad for p in model.parameters()) == len(list(model.parameters())) - 1
