@@ -45,6 +45,7 @@ _EXPORTS = {
     "TriggerContext": "ebyd_hf.trigger_search",
     "clean_accuracy": "ebyd_hf.metrics",
     "attack_success_rate": "ebyd_hf.metrics",
+    "excess_attack_success_rate": "ebyd_hf.metrics",
     "defense_effectiveness_rating": "ebyd_hf.metrics",
     "compute_accuracy_metrics": "ebyd_hf.metrics",
     "load_metric": "ebyd_hf.metrics",
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
         clean_accuracy,
         compute_accuracy_metrics,
         defense_effectiveness_rating,
+        excess_attack_success_rate,
         load_metric,
     )
     from .poisoning import PoisonMode, build_attack_test_set, poison  # noqa: F401

@@ -99,11 +99,15 @@ def _eval_results(report: DefenseReport, model_name: str, task: str, datasets: l
 
     out = []
     for when, scores in (("before", report.before), ("after", report.after)):
-        for metric, key, label in (("accuracy", "ca", "Clean accuracy"), ("attack_success_rate", "asr", "ASR")):
+        for metric, key, label in (
+            ("accuracy", "ca", "Clean accuracy"),
+            ("attack_success_rate", "asr", "ASR"),
+            ("excess_attack_success_rate", "excess_asr", "Excess ASR over a never-poisoned model"),
+        ):
             if scores.get(key) is None:
                 continue
             data = scores.get("data") or "test data"
-            trigger = f"triggered ({scores.get('trigger') or 'the given trigger'})" if key == "asr" else None
+            trigger = f"triggered ({scores.get('trigger') or 'the given trigger'})" if key != "ca" else None
             out.append(
                 EvalResult(
                     task_type=task,
@@ -121,11 +125,14 @@ def _eval_results(report: DefenseReport, model_name: str, task: str, datasets: l
 def _scores_section(report: DefenseReport) -> str:
     if not (report.before or report.after):
         return "Not measured: pass test data to `ExposeTrainer.measure()` to report CA and ASR."
-    lines = ["| model | CA | ASR |", "|---|---|---|"]
-    for name, scores in (("suspicious (before)", report.before), ("purified (after)", report.after)):
-        if scores:
-            lines.append(f"| {name} | {_fmt(scores.get('ca'))} | {_fmt(scores.get('asr'))} |")
     scores = report.after or report.before
+    floor = scores.get("asr_floor")
+    lines = ["| model | CA | ASR |" + (" excess ASR |" if floor is not None else ""), "|---|---|---|"]
+    lines[1] += "---|" if floor is not None else ""
+    for name, row in (("suspicious (before)", report.before), ("purified (after)", report.after)):
+        if row:
+            excess = f" {_fmt(row.get('excess_asr'))} |" if floor is not None else ""
+            lines.append(f"| {name} | {_fmt(row.get('ca'))} | {_fmt(row.get('asr'))} |{excess}")
     data = scores.get("data") or "the test data given"
     asr_rows = scores.get("asr_rows")
     trigger = f"the `{scores['trigger']}` trigger" if scores.get("trigger") else "the trigger"
@@ -137,6 +144,12 @@ def _scores_section(report: DefenseReport) -> str:
             f"ASR: share of {asr_rows} rows of other classes, with {trigger} inserted, predicted{target}."
             if asr_rows
             else "ASR: not measured (no trigger given)."
+        )
+        + (
+            f" Excess ASR: ASR minus a never-poisoned model's ASR on the same rows ({_fmt(floor)}, the floor: its own "
+            "errors, and rows the trigger really changed)."
+            if floor is not None
+            else ""
         ),
     ]
     return "\n".join(lines)

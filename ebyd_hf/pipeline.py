@@ -148,9 +148,18 @@ class PurifyArguments(DataArguments):
         },
     )
     target_label: int | None = field(default=None, metadata={"help": "The attack's target label (with --trigger)."})
+    reference_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "A never-poisoned model of the same task (folder or Hub id): its ASR on the attack rows is the "
+            "floor, and the report and card give the excess ASR over it (with --trigger)."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
+        if self.reference_model is not None and self.trigger is None:
+            raise ValueError("--reference_model is the floor of the ASR: give --trigger and --target_label as well.")
         if self.test_data is not None:
             check_data_path(self.test_data, "--test_data")
         if self.eval_size is not None and self.eval_size < 1:
@@ -166,7 +175,7 @@ class PurifyArguments(DataArguments):
             raise ValueError(f"target_label={self.target_label} must be a label id (0, 1, ...).")
 
     def inputs(self) -> list[str | None]:
-        return [*super().inputs(), self.test_data]
+        return [*super().inputs(), self.test_data, self.reference_model]
 
 
 @dataclass
@@ -339,6 +348,8 @@ class DefenseSetup:
     description: str = ""
     context_texts: list[str] | None = None
     """``--context_data``'s texts, where the trigger candidates are looked up."""
+    reference: Any = None
+    """``--reference_model``, loaded: the never-poisoned model the excess ASR is measured against."""
 
 
 def load_clean_set(script_args: DataArguments, task) -> Dataset:
@@ -518,8 +529,11 @@ def prepare_defense(script_args: PurifyArguments, config: ExposeConfig) -> Defen
         test, attack_test, description = scoring_data(script_args, task, config.seed, loaded[0].config)
     if config.base_model is None and base is not None and os.path.exists(base):
         config.base_model = base  # the pretrained weights the victim was fine-tuned from, recorded in attack.json
+    reference = None
+    if getattr(script_args, "reference_model", None) is not None:
+        reference = load_model(script_args.reference_model, script_args, config)[0]
     trainer = build_trainer(model_path, script_args, config, clean, loaded)
-    return DefenseSetup(trainer, test, attack_test, description, context)
+    return DefenseSetup(trainer, test, attack_test, description, context, reference)
 
 
 def run_defense(script_args: PurifyArguments, config: ExposeConfig) -> DefenseReport:
@@ -531,7 +545,12 @@ def run_defense(script_args: PurifyArguments, config: ExposeConfig) -> DefenseRe
         add_trigger_contexts(trainer.report, setup.context_texts, script_args.context_data)
     if setup.test is not None:
         trainer.measure(
-            setup.test, setup.attack_test, script_args.target_label, setup.description, trigger=script_args.trigger
+            setup.test,
+            setup.attack_test,
+            script_args.target_label,
+            setup.description,
+            trigger=script_args.trigger,
+            reference_model=setup.reference,
         )
     publish(trainer, (get_task(script_args.task).hub_id or script_args.task) if script_args.task else None)
     return trainer.report

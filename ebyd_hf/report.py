@@ -206,11 +206,13 @@ class DefenseReport:
         if self.removal:
             lines.append(f"- Removal: {json.dumps(self.removal)}")
         if self.before or self.after:
-            lines += ["", "| | CA | ASR |", "|---|---|---|"]
+            floor = (self.after or self.before).get("asr_floor")
+            header = "| | CA | ASR |" + (f" excess ASR (floor {floor:.3f}) |" if floor is not None else "")
+            lines += ["", header, "|---|---|---|" + ("---|" if floor is not None else "")]
             for name, scores in (("before", self.before), ("after", self.after)):
                 if scores:
-                    asr = "—" if scores.get("asr") is None else f"{scores['asr']:.3f}"
-                    lines.append(f"| {name} | {scores['ca']:.3f} | {asr} |")
+                    row = f"| {name} | {scores['ca']:.3f} | {_rate(scores.get('asr'))} |"
+                    lines.append(row + (f" {_rate(scores.get('excess_asr'))} |" if floor is not None else ""))
         if self.timings:
             lines += ["", "Stage timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items())]
         return "\n".join(lines) + "\n"
@@ -241,3 +243,7 @@ class DefenseReport:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return Path(path)
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

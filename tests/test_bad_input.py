@@ -69,6 +69,12 @@ class World:
         return ExposeTrainer(model or self.model, args=self.config(output_dir, **kwargs), train_dataset=clean)
 
 
+def _from(folder: str):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(folder)
+
+
 def _classifier(tokenizer, num_labels: int = 2):
     model = tiny_bert(tokenizer, num_labels=num_labels)
     if num_labels == 2:  # a fine-tuned SST-2 model carries its label names
@@ -346,6 +352,9 @@ CASES = {
         lambda w: lambda: w.trainer(train_dataset=w.clean.cast_column("label", _bad_good())), "cast_column"
     ),
     "api test label names reversed": Bad(lambda w: check_reversed_label_names_score_as_the_aligned_ones, check=True),
+    "api reference model of another task": Bad(
+        lambda w: lambda: w.trainer().measure(w.test, w.test, 1, reference_model=_from(w.three)), "same task"
+    ),
     "api 3-label checkpoint to train_victim": Bad(lambda w: _train_victim(w, w.three), "3 labels but sst2 has 2"),
     "cli 3-label checkpoint on sst2": Bad(lambda w: purify(w, model=w.three), "has 3 labels but sst2 has 2"),
     # --- the user's files: the output guard, API and CLI

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA_DIR, ROOT, tiny_bert
 
-from ebyd_hf.cli import EXIT_BACKDOOR, EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from ebyd_hf.cli import EXIT_BACKDOOR, EXIT_ERROR, EXIT_NOT_PURIFIED, EXIT_OK, EXIT_USAGE, main
 
 FAST = ["--clean_size", "120", "--max_length", "64", "--disable_tqdm", "true", "--data_dir", str(DATA_DIR)]
 
@@ -190,8 +190,13 @@ def test_purify_saves_the_purified_model(tiny_victims, tmp_path):
     victim, _ = tiny_victims["t1"]
     out = tmp_path / "purified"
     args = ["purify", str(victim), "--data", "sst2", "--output_dir", str(out), "--num_train_epochs", "1"]
-    assert main([*args, *FAST, "--eval_size", "100"]) == EXIT_OK
+    scored = ["--eval_size", "100", "--trigger", "word", "--target_label", "1"]
+    code = main([*args, *FAST, *scored, "--reference_model", str(tiny_victims["clean"][0])])
+    assert code in (EXIT_OK, EXIT_NOT_PURIFIED)
     assert (out / "model.safetensors").is_file() and (out / "defense_report.json").is_file()
+    after = json.loads((out / "defense_report.json").read_text())["after"]
+    assert after["excess_asr"] == pytest.approx(after["asr"] - after["asr_floor"])  # the never-poisoned model's floor
+    assert "excess ASR" in (out / "README.md").read_text()
     # running again into the same, now non-empty, folder is refused
     assert main([*args, *FAST]) == EXIT_ERROR
 

@@ -6,6 +6,7 @@ from ebyd_hf import (
     clean_accuracy,
     compute_accuracy_metrics,
     defense_effectiveness_rating,
+    excess_attack_success_rate,
     load_metric,
 )
 
@@ -36,3 +37,17 @@ def test_evaluate_modules_load_locally_and_agree():
     assert der["der"] == pytest.approx(defense_effectiveness_rating(0.9, 1.0, 0.88, 0.05))
     with pytest.raises(ValueError, match="Unknown metric 'f1'"):
         load_metric("f1")
+
+
+def test_excess_asr_is_the_asr_above_a_never_poisoned_models_on_the_same_rows():
+    suspect, reference = [1, 1, 1, 1, 0], [0, 1, 0, 0, 0]
+    assert excess_attack_success_rate(suspect, reference, target_label=1) == pytest.approx(
+        {"asr": 0.8, "floor": 0.2, "excess": 0.6}
+    )
+    logits = np.eye(2)[suspect]  # logits are read as labels, as by the other metrics
+    assert excess_attack_success_rate(logits, reference, 1)["excess"] == pytest.approx(0.6)
+    assert excess_attack_success_rate(reference, suspect, 1)["excess"] == pytest.approx(-0.6)  # below the floor
+    module = load_metric("excess_asr").compute(predictions=suspect, reference_predictions=reference, target_label=1)
+    assert module == pytest.approx({"asr": 0.8, "floor": 0.2, "excess": 0.6})
+    with pytest.raises(ValueError, match="same rows"):
+        excess_attack_success_rate([1, 1], [1], 1)

@@ -80,7 +80,10 @@ def test_the_cards_model_index_equals_a_recomputation_of_ca_and_asr(tiny_victims
     trainer.train()
     test = sst2["test"].shuffle(seed=3).select(range(300))
     attack = build_attack_test_set(test, WordTrigger(), target_label=1)
-    trainer.measure(test, attack, target_label=1, description="SST-2 test (300 rows)", trigger="word")
+    reference = AutoModelForSequenceClassification.from_pretrained(tiny_victims["clean"][0])  # never poisoned
+    trainer.measure(
+        test, attack, target_label=1, description="SST-2 test (300 rows)", trigger="word", reference_model=reference
+    )
 
     card = ModelCard(str(render_model_card(trainer.report, "tiny-purified", datasets=["sst2"])))
     results = {r.metric_name: r for r in card.data.eval_results}
@@ -88,9 +91,13 @@ def test_the_cards_model_index_equals_a_recomputation_of_ca_and_asr(tiny_victims
         again = measure_backdoor(scored, tokenizer, test, attack, 1, max_length=args.max_length)
         assert results[f"Clean accuracy ({when} defense)"].metric_value == round(again["ca"], 4)
         assert results[f"ASR ({when} defense)"].metric_value == round(again["asr"], 4)
+        floor = measure_backdoor(reference, tokenizer, test, attack, 1, max_length=args.max_length)["asr"]
+        excess = results[f"Excess ASR over a never-poisoned model ({when} defense)"].metric_value
+        assert excess == round(again["asr"] - floor, 4)
     assert {r.dataset_type for r in results.values()} == {"sst2"}
     assert results["ASR (after defense)"].dataset_name == "SST-2 test (300 rows), triggered (word)"
     assert results["Clean accuracy (after defense)"].dataset_name == "SST-2 test (300 rows)"
     assert "- Target label: 1 (positive)" in card.text
+    assert "| model | CA | ASR | excess ASR |" in card.text and "excess ASR (floor" in trainer.report.to_markdown()
     assert "  - triggers unlearned: `" in card.text  # the removal as readable text, not JSON
     assert trainer.report.purified == (not trainer.report.warnings)

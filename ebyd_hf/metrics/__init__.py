@@ -1,5 +1,5 @@
-"""Backdoor metrics: clean accuracy (CA), attack success rate (ASR) and the defense effectiveness rating
-(DER, as BackdoorBench), as plain functions, as ``compute_metrics`` for the ``Trainer``, and as local
+"""Backdoor metrics: clean accuracy (CA), attack success rate (ASR), excess ASR (ASR above a never-poisoned
+reference model's on the same rows) and the defense effectiveness rating (DER, as BackdoorBench), as plain functions, as ``compute_metrics`` for the ``Trainer``, and as local
 ``evaluate`` modules (``load_metric("asr")``), since the Hub's metric scripts are not always reachable."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ METRIC_MODULES = {
     "ca": "clean_accuracy",
     "attack_success_rate": "attack_success_rate",
     "asr": "attack_success_rate",
+    "excess_attack_success_rate": "excess_attack_success_rate",
+    "excess_asr": "excess_attack_success_rate",
     "der": "der",
 }
 
@@ -45,6 +47,27 @@ def attack_success_rate(predictions: Sequence[int] | np.ndarray, target_label: i
     return float((predictions == target_label).mean())
 
 
+def excess_attack_success_rate(
+    predictions: Sequence[int] | np.ndarray, reference_predictions: Sequence[int] | np.ndarray, target_label: int
+) -> dict[str, float]:
+    """ASR above its floor. ``predictions``: the model's labels (or logits) on an attack-test set;
+    ``reference_predictions``: a never-poisoned model of the same task on the same rows. The reference's ASR is the
+    floor (its own errors, and triggered rows whose meaning really changed); ``excess`` = ASR - floor is the part a
+    backdoor accounts for, and what a defense can remove without giving up clean accuracy.
+
+    Example:
+        >>> excess_attack_success_rate([1, 1, 1, 0], [0, 1, 0, 0], target_label=1)
+        {'asr': 0.75, 'floor': 0.25, 'excess': 0.5}
+    """
+    predictions, reference = _as_labels(predictions), _as_labels(reference_predictions)
+    if len(predictions) != len(reference):
+        raise ValueError(
+            f"predictions ({len(predictions)}) and reference_predictions ({len(reference)}) must be on the same rows."
+        )
+    asr, floor = attack_success_rate(predictions, target_label), attack_success_rate(reference, target_label)
+    return {"asr": asr, "floor": floor, "excess": asr - floor}
+
+
 def defense_effectiveness_rating(ca_before: float, asr_before: float, ca_after: float, asr_after: float) -> float:
     """DER = [max(0, ASR_before - ASR_after) - max(0, CA_before - CA_after) + 1] / 2, in [0, 1];
     0.5 means no change, 1 a backdoor fully removed at no cost in clean accuracy. Every rate must be a number in
@@ -67,7 +90,7 @@ def compute_accuracy_metrics(eval_pred) -> dict[str, float]:
 
 def load_metric(name: str):
     """The packaged ``evaluate`` module for ``name`` (``clean_accuracy``/``ca``, ``attack_success_rate``/``asr``,
-    ``der``), loaded from the package folder without the Hub.
+    ``excess_attack_success_rate``/``excess_asr``, ``der``), loaded from the package folder without the Hub.
 
     Example:
         >>> from ebyd_hf import load_metric
