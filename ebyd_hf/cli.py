@@ -21,10 +21,11 @@ EXIT_NOT_PURIFIED = 4  # `purify` measured that ASR was not lowered, or that CA 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 COMMANDS = {
-    "scan": "expose and detect: verdict, target label, trigger candidates (exit 3 when backdoored)",
-    "purify": "expose, detect and remove the backdoor; save the purified model, report and model card",
+    "scan": "detect: verdict, target label, trigger candidates (exit 3 when backdoored). The default text detection "
+    "reads the suspicious model itself; it runs no exposure stage (docs/limitations.md says why)",
+    "purify": "detect and remove the backdoor; save the purified model, report and model card",
     "poison": "build a poisoned copy of a task (save_to_disk) with any trigger family",
-    "demo": "the main job: attack, expose, detect, purify on SST-2 and print CA/ASR before and after",
+    "demo": "the main job: attack, detect, purify on SST-2 and print CA/ASR before and after",
 }
 
 

@@ -549,7 +549,7 @@ class ExposeTrainer(Trainer):
                 f"{model_label_names(self.suspicious_model.config)}: give a never-poisoned model of the same task."
             )
         predictions = predict(
-            reference_model.to(self.args.device),
+            reference_model,  # on the device the user put it: their object is not moved
             self.processing_class,
             attack_dataset["text"],
             batch_size=self.args.per_device_eval_batch_size,

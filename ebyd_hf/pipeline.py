@@ -4,7 +4,8 @@ Each entry point takes the dataclasses its command line parses into (:class:`Sca
 :class:`PurifyArguments`, :class:`DefenseArguments` for the recipes, :class:`PoisonArguments`) and an
 :class:`~ebyd_hf.ExposeConfig`.
 
-- :func:`run_scan`: expose and detect a suspicious model on a clean set; write the JSON report.
+- :func:`run_scan`: detect a backdoor in a suspicious model on a clean set (exposing it first when the detection
+  method reads the exposed model); write the JSON report.
 - :func:`run_defense`: expose -> detect -> purify (``ExposeTrainer.train()``), measure CA (and ASR when a trigger
   is named), save the purified model, report and model card in ``output_dir``, push them when ``--push_to_hub``.
   ``mode=benchmark`` builds the attack first (poison the task, train the victim with ``train_victim`` into
