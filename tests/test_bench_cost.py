@@ -1,0 +1,30 @@
+"""The cost benchmark (bench/cost.py): both runs on one victim, timed apart, each with its own stage times and peak
+memory; the table gives their ratio."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from conftest import DATA_DIR
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import cost  # noqa: E402
+
+
+def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(tiny_victims, tmp_path, monkeypatch):
+    folder, _ = tiny_victims["t1"]
+    monkeypatch.setitem(cost.VICTIMS, "tiny-word-t1", ("sst2", [Path(folder)]))
+    monkeypatch.setattr(cost, "CLEAN_ROWS", 300)
+    monkeypatch.setattr(cost, "measure", lambda name, mode, data_dir: cost.run_one(name, mode, data_dir))
+    results = tmp_path / "cost.json"
+    cost.main(["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results)])
+    (record,) = json.loads(results.read_text())
+    fine, defense = record["finetune"], record["defense"]
+    assert set(fine["stage_seconds"]) == {"purify"} and {"detect", "purify"} <= set(defense["stage_seconds"])
+    assert (
+        defense["verdict"] in {"backdoored", "clean"} and fine["verdict"] == "not run"
+    )  # the baseline does not detect
+    assert record["ratio"] == round(defense["seconds"] / fine["seconds"], 2) and fine["peak_rss_gb"] > 0
+    assert "| tiny-word-t1 | sst2 |" in results.with_suffix(".md").read_text()
