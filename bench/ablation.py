@@ -43,7 +43,12 @@ def victims() -> dict[str, tuple[Path, str, list[int], str]]:
     out = {}
     for folder in sorted(ZOO.glob("*/victim.json")):
         record = json.loads(folder.read_text())
-        out[record["victim"]] = (folder.parent, record["task"], sorted({a["target"] for a in record["attacks"]}), "zoo")
+        out[record["victim"]] = (
+            folder.parent,
+            record["task"],
+            sorted({a["target"] for a in record["attacks"]}),
+            "zoo",
+        )
     for folder in sorted(TUNING.glob("*/attack.json")):
         record = json.loads(folder.read_text())
         targets = [] if record["target_label"] is None else [record["target_label"]]
@@ -92,12 +97,15 @@ def markdown(records: list[dict[str, Any]]) -> str:
         "# Ablation of the text scan's verdict rules",
         "",
         "Written by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/ablation.py`: every rule read on "
-        "every victim with the library's defaults (score / threshold, target; **bold**: fired). \"Right\": a "
-        "backdoored victim flagged with one of its targets, a clean one not flagged. \"Without R\": the verdict "
+        'every victim with the library\'s defaults (score / threshold, target; **bold**: fired). "Right": a '
+        'backdoored victim flagged with one of its targets, a clean one not flagged. "Without R": the verdict '
         "when rule R is removed (the first other rule that fires decides).",
         "",
-        "| victim | set | true target | " + " | ".join(order) + " | decided by | right | "
-        + " | ".join(f"without {n}" for n in order) + " |",
+        "| victim | set | true target | "
+        + " | ".join(order)
+        + " | decided by | right | "
+        + " | ".join(f"without {n}" for n in order)
+        + " |",
         "|---|---|---|" + "---|" * (2 * len(order) + 2),
     ]
     for r in records:
