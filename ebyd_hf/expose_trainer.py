@@ -45,7 +45,7 @@ from .data import check_texts
 from .evaluation import measure_backdoor, predict
 from .expose_config import ExposeConfig
 from .files import check_output_dir, load_sequence_classifier
-from .labels import align_labels, model_label_names
+from .labels import align_labels, check_same_labels, model_label_names
 from .methods import REMOVAL_METHODS, get_method
 from .methods.base import FAMILIES, DetectionMethod, ExposureMethod, RemovalMethod, StageHooks
 from .metrics import attack_success_rate
@@ -484,16 +484,20 @@ class ExposeTrainer(Trainer):
         description: str | None = None,
         trigger: str | None = None,
         reference_model: torch.nn.Module | None = None,
+        reference_processing_class=None,
     ) -> dict[str, dict[str, Any]]:
         """CA on ``test_dataset`` (and ASR on ``attack_dataset``, triggered rows labelled ``target_label``) of the
         suspicious model and of ``trainer.model`` (the purified model once :meth:`purify` ran); both are recorded
         in ``trainer.report.before`` / ``.after`` with the data they were measured on (``description``, and the
         ``trigger`` family's name for the ASR).
 
-        ``reference_model``: a never-poisoned classifier of the same task (same labels and tokenizer). Its ASR on
-        ``attack_dataset`` is the floor (``asr_floor``: its own errors, and rows the trigger really changed), and
-        each model's ``excess_asr`` = ASR - floor is what the backdoor accounts for
-        (:func:`~ebyd_hf.metrics.excess_attack_success_rate`).
+        ``reference_model``: a never-poisoned classifier of the same task (same label ids), read with
+        ``reference_processing_class`` (default: the trainer's tokenizer). Its ASR on ``attack_dataset`` is the
+        floor (``asr_floor``: its own errors, and rows the trigger really changed), and each model's ``excess_asr``
+        = ASR - floor is what the backdoor accounts for (:func:`~ebyd_hf.metrics.excess_attack_success_rate`).
+
+        ``target_label`` and ``attack_dataset`` are in the model's label ids: build the attack set from a test set
+        whose labels are the model's (``test_dataset`` is aligned by name here; an attack set is not relabelled).
 
         Example:
             >>> trainer.train()  # doctest: +SKIP
@@ -513,8 +517,20 @@ class ExposeTrainer(Trainer):
             rows["data"] = description
         if trigger and attack_dataset is not None:
             rows["trigger"], rows["target_label"] = trigger, target_label
+        if reference_model is not None:
+            check_same_labels(
+                self.suspicious_model.config, getattr(reference_model, "config", None), "reference_model"
+            )
         if reference_model is not None and attack_dataset is not None:
-            rows["asr_floor"] = self._reference_asr(reference_model, attack_dataset, target_label)
+            tokenizer = reference_processing_class or self.processing_class
+            predictions = predict(  # on the device the user put it: their object is not moved
+                reference_model,
+                tokenizer,
+                attack_dataset["text"],
+                batch_size=self.args.per_device_eval_batch_size,
+                max_length=self.args.max_length,
+            )
+            rows["asr_floor"] = attack_success_rate(predictions, target_label)
         out = {}
         models = {"before": self.suspicious_model}
         if self.report.removal_method is not None:
@@ -534,28 +550,6 @@ class ExposeTrainer(Trainer):
                 out[when]["excess_asr"] = scores["asr"] - rows["asr_floor"]
             setattr(self.report, when, out[when])
         return out
-
-    def _reference_asr(self, reference_model: torch.nn.Module, attack_dataset: Dataset, target_label: int) -> float:
-        """The never-poisoned ``reference_model``'s ASR on ``attack_dataset``: the floor of the excess ASR."""
-        config = getattr(reference_model, "config", None)
-        if getattr(config, "num_labels", self.num_labels) != self.num_labels:
-            raise ValueError(
-                f"reference_model has {config.num_labels} labels, the model {self.num_labels}: give a never-poisoned "
-                "model of the same task."
-            )
-        if model_label_names(config) != model_label_names(self.suspicious_model.config):
-            raise ValueError(
-                f"reference_model's labels {model_label_names(config)} are not the model's "
-                f"{model_label_names(self.suspicious_model.config)}: give a never-poisoned model of the same task."
-            )
-        predictions = predict(
-            reference_model,  # on the device the user put it: their object is not moved
-            self.processing_class,
-            attack_dataset["text"],
-            batch_size=self.args.per_device_eval_batch_size,
-            max_length=self.args.max_length,
-        )
-        return attack_success_rate(predictions, target_label)
 
     # ------------------------------------------------------------------------------------ saving, Hub
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:

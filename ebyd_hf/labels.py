@@ -13,7 +13,7 @@ import re
 
 from datasets import ClassLabel, Dataset
 
-__all__ = ["align_labels", "model_label_names"]
+__all__ = ["align_labels", "check_same_labels", "model_label_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,20 @@ def model_label_names(config) -> list[str] | None:
 
 def _key(name: str) -> str:
     return name.strip().lower()
+
+
+def check_same_labels(config, other, what: str) -> None:
+    """Refuse ``other`` (a ``PretrainedConfig``) unless it has the label ids of ``config``: the same count, and the
+    same names in the same order (case-insensitive) where both name their labels."""
+    if other is None or not hasattr(other, "num_labels"):
+        raise ValueError(f"{what} must be a transformers sequence classifier (a model with a config).")
+    if int(other.num_labels) != int(config.num_labels):
+        raise ValueError(
+            f"{what} has {other.num_labels} labels, the model {config.num_labels}: give a model of the same task."
+        )
+    names, theirs = model_label_names(config), model_label_names(other)
+    if names is not None and theirs is not None and [_key(n) for n in names] != [_key(n) for n in theirs]:
+        raise ValueError(f"{what}'s labels {theirs} are not the model's {names}: give a model of the same task.")
 
 
 def align_labels(dataset: Dataset, config, what: str, column: str = "label") -> Dataset:
@@ -72,6 +86,7 @@ def _align_class_label(dataset: Dataset, given: list[str], names: list[str], wha
         )
     logger.info("%s: label names %s reordered to the model's %s.", what, given, names)
     # What Dataset.align_labels_with_mapping does, kept in memory: no cache file beside a dataset the user saved.
+    _check_ids(dataset[column], len(given), what)  # -1 (an unlabelled split) must not read as the last name
     ids = {_key(name): i for i, name in enumerate(names)}
     mapped = [ids[_key(given[label])] for label in dataset[column]]
     return dataset.remove_columns(column).add_column(column, mapped, feature=ClassLabel(names=list(names)))
@@ -84,7 +99,7 @@ def _map_strings(dataset: Dataset, names: list[str] | None, what: str, column: s
             "in the model's order, or set model.config.id2label."
         )
     ids = {_key(name): i for i, name in enumerate(names)}
-    unknown = sorted({value for value in dataset[column] if _key(str(value)) not in ids})
+    unknown = sorted({value for value in dataset[column] if _key(str(value)) not in ids}, key=str)
     if unknown:
         raise ValueError(f"{what} has labels {unknown[:5]} the model does not have; its labels are {names}.")
     mapped = [ids[_key(value)] for value in dataset[column]]

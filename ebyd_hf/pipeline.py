@@ -350,7 +350,8 @@ class DefenseSetup:
     context_texts: list[str] | None = None
     """``--context_data``'s texts, where the trigger candidates are looked up."""
     reference: Any = None
-    """``--reference_model``, loaded: the never-poisoned model the excess ASR is measured against."""
+    """``--reference_model``, loaded as ``(model, tokenizer)``: the never-poisoned model the excess ASR is measured
+    against."""
 
 
 def load_clean_set(script_args: DataArguments, task) -> Dataset:
@@ -531,8 +532,12 @@ def prepare_defense(script_args: PurifyArguments, config: ExposeConfig) -> Defen
     if config.base_model is None and base is not None and os.path.exists(base):
         config.base_model = base  # the pretrained weights the victim was fine-tuned from, recorded in attack.json
     reference = None
-    if getattr(script_args, "reference_model", None) is not None:
-        reference = load_model(script_args.reference_model, script_args, config)[0]
+    if getattr(script_args, "reference_model", None) is not None:  # checked now, not after the defense
+        from .labels import check_same_labels
+
+        reference = load_model(script_args.reference_model, script_args, config)
+        suspect_config = loaded[0].config if loaded is not None else reference[0].config
+        check_same_labels(suspect_config, reference[0].config, "--reference_model")
     trainer = build_trainer(model_path, script_args, config, clean, loaded)
     return DefenseSetup(trainer, test, attack_test, description, context, reference)
 
@@ -551,7 +556,8 @@ def run_defense(script_args: PurifyArguments, config: ExposeConfig) -> DefenseRe
             script_args.target_label,
             setup.description,
             trigger=script_args.trigger,
-            reference_model=setup.reference,
+            reference_model=None if setup.reference is None else setup.reference[0],
+            reference_processing_class=None if setup.reference is None else setup.reference[1],
         )
     publish(trainer, (get_task(script_args.task).hub_id or script_args.task) if script_args.task else None)
     return trainer.report

@@ -5,7 +5,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
 from ebyd_hf import ExposeConfig, ExposeTrainer
-from ebyd_hf.labels import align_labels, model_label_names
+from ebyd_hf.labels import align_labels, check_same_labels, model_label_names
 
 NAMED = BertConfig(id2label={0: "negative", 1: "positive"})
 
@@ -74,3 +74,26 @@ def test_class_names_in_reverse_order_give_the_same_defense(tiny_victims, sst2, 
         found[0].target_label,
         found[0].score,
     )
+
+
+def test_unlabelled_rows_and_mixed_cells_are_refused_not_misread():
+    config = BertConfig(id2label={0: "negative", 1: "positive"})
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["positive", "negative"])})
+    unlabelled = Dataset.from_dict({"text": ["a", "b"], "label": [-1, -1]}, features=features)  # a GLUE test split
+    with pytest.raises(ValueError, match=r"labels \[-1\]"):
+        align_labels(unlabelled, config, "test_dataset")
+    mixed = Dataset.from_dict({"text": ["a", "b", "c"], "label": ["positive", None, "meh"]})
+    with pytest.raises(ValueError, match="labels \\[None, 'meh'\\] the model does not have"):
+        align_labels(mixed, config, "train_dataset")
+
+
+def test_a_reference_model_must_have_the_models_labels():
+    model = BertConfig(id2label={0: "negative", 1: "positive"})
+    check_same_labels(model, BertConfig(id2label={0: "NEGATIVE", 1: "POSITIVE"}), "ref")  # case is not a label
+    check_same_labels(model, BertConfig(id2label={0: "LABEL_0", 1: "LABEL_1"}), "ref")  # placeholders: ids only
+    with pytest.raises(ValueError, match="ref's labels"):
+        check_same_labels(model, BertConfig(id2label={0: "positive", 1: "negative"}), "ref")
+    with pytest.raises(ValueError, match="ref has 3 labels"):
+        check_same_labels(model, BertConfig(num_labels=3), "ref")
+    with pytest.raises(ValueError, match="sequence classifier"):
+        check_same_labels(model, None, "ref")

@@ -29,6 +29,7 @@ def _report(before, after, removal="unlearn_trigger"):
     [
         ({"ca": 0.88, "asr": 0.10}, []),
         ({"ca": 0.88, "asr": 0.995}, ["did not lower the attack success rate"]),
+        ({"ca": 0.88, "asr": 0.98}, ["removed less than half"]),  # lowered by two points: still a backdoor
         ({"ca": 0.85, "asr": 0.10}, ["cost 3.0 points of clean accuracy"]),
         ({"ca": 0.80, "asr": 1.00}, ["did not lower", "cost 8.0 points"]),
     ],
@@ -42,6 +43,20 @@ def test_the_report_says_plainly_when_the_defense_did_not_purify(after, warned):
     card = str(render_model_card(report, "m"))
     assert card.count("> **Warning:**") == len(warned)
     assert all(f"> **Warning:** {w}" in report.to_markdown() for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    "before,after,warned",
+    [
+        (1.00, 0.15, []),  # 0.05 above the floor: removed
+        (1.00, 0.40, ["still 0.300 above a never-poisoned model's (0.100)"]),  # halved, yet well above the floor
+        (0.10, 0.10, []),  # at the floor before: nothing to remove, nothing left
+    ],
+)
+def test_with_a_floor_the_excess_left_decides(before, after, warned):
+    report = _report({"ca": 0.88, "asr": before, "asr_floor": 0.1}, {"ca": 0.88, "asr": after, "asr_floor": 0.1})
+    assert len(report.warnings) == len(warned) and all(t in w for t, w in zip(warned, report.warnings))
+    assert report.purified is (not warned)
 
 
 def test_nothing_measured_or_nothing_removed_is_never_certified():
