@@ -353,7 +353,8 @@ CASES = {
     ),
     "api test label names reversed": Bad(lambda w: check_reversed_label_names_score_as_the_aligned_ones, check=True),
     "cli reference model of another task": Bad(  # refused before the defense runs, not after it
-        lambda w: purify(w, "--trigger", "word", "--target_label", "1", "--reference_model", w.three), "three' has 3 labels"
+        lambda w: purify(w, "--trigger", "word", "--target_label", "1", "--reference_model", w.three),
+        "three' has 3 labels",
     ),
     "cli reference model without a trigger": Bad(lambda w: purify(w, "--reference_model", w.model), "--trigger"),
     "api reference model of another task": Bad(
