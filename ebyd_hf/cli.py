@@ -17,7 +17,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # bad input: one line on stderr, nothing written
 EXIT_USAGE = 2  # argparse's own code for a malformed command line
 EXIT_BACKDOOR = 3  # `scan` found a backdoor
-EXIT_NOT_PURIFIED = 4  # `purify` measured that ASR was not lowered, or that CA fell by more than 2 points
+EXIT_NOT_PURIFIED = 4  # `purify` measured a backdoor left (DefenseReport.warnings), or CA down over 2 points
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 COMMANDS = {
