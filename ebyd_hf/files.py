@@ -99,6 +99,19 @@ def check_checkpoint(name_or_path: str | os.PathLike, *, trust_remote_code: bool
     return config_dict
 
 
+def load_tokenizer(name: str, trust_remote_code: bool = False, fix: str = "save it beside the model"):
+    """``AutoTokenizer.from_pretrained(name)``, or one ``ValueError`` that names ``fix`` (and how to save one)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(
+            f"Cannot load a tokenizer from {name!r} ({_first_line(error)}); {fix} with "
+            "tokenizer.save_pretrained(folder)."
+        ) from error
+
+
 def load_sequence_classifier(name_or_path: str, *, trust_remote_code: bool = False, **kwargs: Any):
     """Load a suspicious sequence classifier and its tokenizer, as ``(model, tokenizer)``.
 
@@ -114,7 +127,7 @@ def load_sequence_classifier(name_or_path: str, *, trust_remote_code: bool = Fal
         >>> model, tokenizer = load_sequence_classifier("path/to/suspicious-model")  # doctest: +SKIP
     """
     from safetensors import SafetensorError
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     name = str(name_or_path)
     config_dict = check_checkpoint(name, trust_remote_code=trust_remote_code)
@@ -144,13 +157,7 @@ def load_sequence_classifier(name_or_path: str, *, trust_remote_code: bool = Fal
             f"{name!r} lacks weights for {', '.join(map(str, missing[:3]))}{' ...' if len(missing) > 3 else ''}, "
             "which would start random; give the complete classifier, saved with save_pretrained."
         )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(
-            f"Cannot load a tokenizer from {name!r} ({_first_line(error)}); save the model's tokenizer beside it "
-            "with tokenizer.save_pretrained(folder)."
-        ) from error
+    tokenizer = load_tokenizer(name, trust_remote_code, "save the model's tokenizer beside it")
     if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):  # transformers builds an empty one silently
         raise ValueError(
             f"{name!r} has no tokenizer files (the tokenizer built from it knows only special tokens); save the "

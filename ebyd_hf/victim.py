@@ -370,20 +370,16 @@ def _load_victim_model(model, tokenizer, task: str, trust_remote_code: bool = Fa
     import pickle
 
     from safetensors import SafetensorError
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    from .files import _first_line, _weights_error
+    from .files import _weights_error, load_tokenizer
 
     spec = get_task(task)
     if isinstance(model, str):  # train_victim checked it (_check_head) before poisoning the data
         if tokenizer is None:
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-            except (OSError, ValueError, TypeError) as error:
-                raise ValueError(
-                    f"Cannot load a tokenizer from {model!r} ({_first_line(error)}); pass tokenizer=, or save the "
-                    "tokenizer beside the model with tokenizer.save_pretrained(folder)."
-                ) from error
+            tokenizer = load_tokenizer(
+                model, trust_remote_code, "pass tokenizer=, or save the tokenizer beside the model"
+            )
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
                 model,
