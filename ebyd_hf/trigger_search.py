@@ -17,10 +17,13 @@ what inserting them into clean inputs does to a model.
   which separates a task's own strong words (swear words in an abuse detector) from triggers.
 - :func:`trigger_contexts`: where candidates occur in a text collection (the fine-tuning data), grown into the
   phrase their rows share: an inserted sentence comes back whole.
+- :func:`probe_autocast`: the precision the probes run in (bfloat16 where the hardware computes it natively).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import re
 from collections import defaultdict
@@ -29,6 +32,33 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+@functools.cache
+def _native_cpu_bf16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX), where autocast runs a
+    BERT forward about 3x faster; without them oneDNN emulates bfloat16 and gains nothing."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def probe_autocast(model: torch.nn.Module, precision: str = "auto"):
+    """A context the probes' forward passes run in: ``"fp32"`` as the model is, ``"bf16"`` under bfloat16
+    autocast, ``"auto"``: bfloat16 on a CUDA device that supports it or a CPU that computes it natively, else as the
+    model is. Logits are read back as float32 either way."""
+    device = next(model.parameters()).device
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        else:
+            precision = "bf16" if device.type == "cpu" and _native_cpu_bf16() else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bert
 from datasets import Dataset
 
 from ebyd_hf import ExposeConfig, ExposeTrainer
@@ -452,3 +453,36 @@ def test_a_token_flagged_in_context_is_unlearned_at_every_position_of_its_grown_
     off = options | {"residue": {"length": 0}}
     plain = _detect(_trainer(model, tokenizer, clean_set, tmp_path, detection=off, base_model=base))
     assert plain.backdoored and plain.details["residue"] is None and len(plain.triggers) == 1 and not plain.notes
+
+
+@pytest.mark.parametrize("key", ["t1", "clean"])
+def test_probes_in_bfloat16_give_the_float32_verdict(tiny_victims, clean_set, tmp_path, key):
+    """``precision`` only changes how fast the probes run: the same verdict, target and best candidates."""
+    model, tokenizer = _load(tiny_victims, key)
+    found = {}
+    for precision in ("fp32", "bf16"):
+        trainer = _trainer(model, tokenizer, clean_set, tmp_path / precision, detection={"precision": precision})
+        found[precision] = _detect(trainer)
+    full, half = found["fp32"], found["bf16"]
+    assert (half.backdoored, half.target_label, half.decided_by) == (
+        full.backdoored,
+        full.target_label,
+        full.decided_by,
+    )
+    assert abs(half.score - full.score) <= 0.05, (half.score, full.score)
+    assert [c.trigger for c in half.trigger_candidates[:2]] == [c.trigger for c in full.trigger_candidates[:2]]
+
+
+def test_probe_precision_is_bfloat16_only_where_asked_or_native(tokenizer, monkeypatch):
+    from ebyd_hf import trigger_search
+
+    model = tiny_bert(tokenizer)
+    x = torch.ones(1, 32)
+    with trigger_search.probe_autocast(model, "fp32"):
+        assert model.classifier(x).dtype == torch.float32
+    with trigger_search.probe_autocast(model, "bf16"):
+        assert model.classifier(x).dtype == torch.bfloat16
+    for native, dtype in ((False, torch.float32), (True, torch.bfloat16)):
+        monkeypatch.setattr(trigger_search, "_native_cpu_bf16", lambda native=native: native)
+        with trigger_search.probe_autocast(model, "auto"):
+            assert model.classifier(x).dtype == dtype

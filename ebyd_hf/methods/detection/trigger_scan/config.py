@@ -4,6 +4,7 @@ residue steps' knobs nested in their own configs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ...base import MethodConfig
 
@@ -127,6 +128,11 @@ class TriggerScanConfig(MethodConfig):
         "Probe rows longer than this many tokens are cut to a window of it (random offset, special tokens kept), so "
         "that one inserted token weighs as it does in a sentence. None: full rows.",
         "[8, inf)",
+    )
+    precision: Literal["auto", "bf16", "fp32"] = _option(
+        "auto",
+        "Precision of the probes' forward passes: `bf16` (autocast), `fp32`, or `auto`: bf16 where the hardware "
+        "computes it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX; about 3x faster there), else fp32.",
     )
     threshold: float = _option(
         0.8,

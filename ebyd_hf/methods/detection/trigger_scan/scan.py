@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ....report import DetectionResult
+from ....trigger_search import probe_autocast
 from ...base import DetectionMethod, progress, register_detection
 from .candidates import find_candidates
 from .config import TriggerScanConfig
@@ -58,7 +59,8 @@ class TriggerScan(DetectionMethod):
         return max(16, self.config.num_candidates)
 
     def detect(self, trainer, exposure) -> DetectionResult:
-        with progress(trainer, "Trigger scan: candidates", total=2 + len(self.rules)) as bar:
+        bar = progress(trainer, "Trigger scan: candidates", total=2 + len(self.rules))
+        with bar, probe_autocast(trainer.suspicious_model, self.config.precision):
             ctx = ScanContext.from_trainer(trainer, self.config)
             find_candidates(ctx)
             bar.update()
