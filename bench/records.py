@@ -18,12 +18,14 @@ def detection_fields(det: DetectionResult | None) -> dict[str, Any]:
             "verdict_backdoored": None,
             "detection_score": None,
             "predicted_target": None,
+            "other_targets": [],
             "trigger_candidates": [],
         }
     return {
         "verdict_backdoored": det.backdoored,
         "detection_score": det.score,
         "predicted_target": det.target_label,
+        "other_targets": list(det.other_targets),
         "trigger_candidates": [c.trigger for c in det.trigger_candidates],
         **decision_fields(det),
     }

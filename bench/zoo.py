@@ -418,6 +418,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
         if not r.get("frozen_defaults", True):
             verdict += f" (defaults {r['defaults_fingerprint']})"
         target = "—" if r["predicted_target"] is None else str(r["predicted_target"])
+        target += "".join(f" + {t}" for t in r.get("other_targets", []))
         cands = ", ".join(f"`{c}`" for c in r["trigger_candidates"][:3]) or "—"
         lines.append(
             f"| {r['victim']} | {r['task']} | {_attacks(r)} | {tuning} | {r['ca_before']:.3f} → {r['ca_after']:.3f} | "

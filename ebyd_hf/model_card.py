@@ -37,6 +37,8 @@ def _detection_section(report: DefenseReport) -> str:
         f"threshold {det.threshold:.3f})",
         f"- Target label: {report.label_name(det.target_label)}",
     ]
+    if det.other_targets:
+        lines.append(f"- Also targeted: {', '.join(report.label_name(t) for t in det.other_targets)}")
     if det.trigger_candidates:
         lines += ["", "| trigger candidate | flip rate | flips to | |", "|---|---|---|---|"]
         lines += [

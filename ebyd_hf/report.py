@@ -78,6 +78,9 @@ class DetectionResult:
     """What removal unlearns (empty for a model called clean)."""
     decided_by: str | None = None
     """The rule that flagged the model (``None`` when no rule fired)."""
+    other_targets: list[int] = field(default_factory=list)
+    """Further labels a backdoor sends rows to (a model with several backdoors), each flagged by a rule read again
+    toward the labels not flagged yet; ``triggers`` holds theirs too."""
     rules: list[RuleOutcome] = field(default_factory=list)
     """Every rule that was read, in order, with its score and threshold."""
     notes: list[str] = field(default_factory=list)
@@ -210,6 +213,12 @@ class DefenseReport:
             elif det.rules:
                 read = ", ".join(f"{r.rule} {r.score:.3f} < {r.threshold:.3f}" for r in det.rules)
                 lines.append(f"- No rule fired: {read}")
+            if det.other_targets:
+                for outcome in det.rules[len(det.rules) - len(det.other_targets) :]:
+                    lines.append(
+                        f"- Also targeted: {self.label_name(outcome.target)} (the `{outcome.rule}` rule, score "
+                        f"{outcome.score:.3f}, read again toward the labels not flagged yet)"
+                    )
             if det.trigger_candidates:
                 shown = ", ".join(c.to_markdown() for c in det.trigger_candidates[:5])
                 lines.append(f"- Trigger candidates: {shown}")

@@ -22,6 +22,7 @@ from ebyd_hf.methods.detection.trigger_scan import (
     TokenRule,
     TriggerScan,
     TriggerScanConfig,
+    candidates,
 )
 from ebyd_hf.report import TriggerCandidate
 from ebyd_hf.trigger_search import compose_at_every_position
@@ -252,9 +253,7 @@ def test_context_rule_without_frames_is_not_read():
 # ----------------------------------------------------------------------------------------------------- the scan
 
 
-def test_a_word_victim_is_flagged_by_the_token_rule_and_the_rules_after_it_are_not_read(
-    tiny_victims, clean_set, tmp_path
-):
+def test_a_word_victim_is_flagged_by_the_token_rule_and_no_other_label_is_flagged(tiny_victims, clean_set, tmp_path):
     model, tokenizer = _load(tiny_victims, "t1")
     trainer = _trainer(model, tokenizer, clean_set, tmp_path)
     found = _detect(trainer)
@@ -263,7 +262,8 @@ def test_a_word_victim_is_flagged_by_the_token_rule_and_the_rules_after_it_are_n
     assert found.threshold == TriggerScanConfig().threshold
     assert {c.trigger for c in found.triggers} & TRIGGER_WORDS and all(c.target == 1 for c in found.triggers)
     assert all(c.reset_embeddings and c.position == "anywhere" for c in found.triggers)
-    assert all(c.context_score is None for c in found.trigger_candidates)  # the context rule was not reached
+    # read again toward label 0 (the context scores measured for it), no rule fires: one backdoor, one target
+    assert found.other_targets == [] and found.details["other_targets"] == []
     assert "- Decided by: the `token` rule" in trainer.report.to_markdown()
 
 
@@ -486,3 +486,48 @@ def test_probe_precision_is_bfloat16_only_where_asked_or_native(tokenizer, monke
         monkeypatch.setattr(trigger_search, "_native_cpu_bf16", lambda native=native: native)
         with trigger_search.probe_autocast(model, "auto"):
             assert model.classifier(x).dtype == dtype
+
+
+@pytest.mark.parametrize(
+    "num_labels,others,flagged",
+    [(2, [(0, 0.9)], [0]), (2, [(0, 0.5)], []), (3, [(0, 0.9), (2, 0.85)], [0, 2]), (3, [(2, 0.95)], [2])],
+)
+def test_a_backdoor_toward_another_label_is_read_after_the_first(num_labels, others, flagged):
+    """A model with two backdoors: once the token rule flags label 1, the rules are read again toward the labels not
+    flagged yet; each one that fires adds its target and its triggers."""
+    found = [_candidate([1], 1.0, 1)] + [_candidate([10 + t], score, t) for t, score in others]
+    ctx = _context(found=sorted(found, key=lambda c: -c.score), num_labels=num_labels)
+    scan = TriggerScan()
+    readings, decided = scan.read_rules(ctx)
+    result = scan.result(ctx, readings, decided, scan.read_other_targets(ctx, decided))
+    assert result.backdoored and result.target_label == 1 and result.decided_by == "token"
+    assert result.other_targets == flagged
+    assert [c.target for c in result.triggers] == [1, *flagged]
+    assert [r.target for r in result.rules if r.fired] == [1, *flagged]
+
+
+def test_a_clean_verdict_is_never_read_again_toward_other_labels():
+    ctx = _context(found=[_candidate([1], 0.6, 1), _candidate([2], 0.5, 0)])
+    scan = TriggerScan()
+    readings, decided = scan.read_rules(ctx)
+    result = scan.result(ctx, readings, decided)
+    assert decided is None and not result.backdoored and result.other_targets == []
+
+
+def test_template_rule_reads_toward_the_labels_asked():
+    from ebyd_hf.trigger_search import InsertionEffect
+
+    effects = [
+        ("when it is ,", [7, 8], InsertionEffect(np.array([0.7, 0.95]), np.array([1.0, 2.0]))),
+        ("as it is ,", [9], InsertionEffect(np.array([0.5, 0.9]), np.array([0.5, 1.5]))),
+    ]
+    ctx = _context(template_effects=effects, template_flips=np.array([0.6, 0.925]), template_target=1)
+    ctx.templates = candidates.templates_toward(ctx, 1)
+    ctx.template_score = 0.925
+    assert TemplateRule().read(ctx).outcome.target == 1
+    reading = TemplateRule().read(ctx, targets=[0])
+    assert (reading.outcome.target, reading.outcome.score, reading.outcome.fired) == (0, 0.6, True)
+    assert [(c.trigger, c.target, c.score) for c in reading.triggers] == [
+        ("when it is ,", 0, 0.7),
+        ("as it is ,", 0, 0.5),
+    ]

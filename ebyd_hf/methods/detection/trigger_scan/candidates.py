@@ -97,12 +97,18 @@ def measure_templates(ctx: ScanContext) -> None:
         return
     ids = [ctx.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     effects = insertion_effects(ctx.model, ctx.probe, ctx.probe_labels, ids, ctx.pad_id, seed=ctx.seed, position=1)
-    mean_flips = np.mean([effect.flip_rate for effect in effects], axis=0)
-    ctx.template_target = int(mean_flips.argmax())
-    ctx.template_score = float(mean_flips[ctx.template_target])
-    ctx.templates = best_first(
-        ctx.candidate(token_ids, effect, ctx.template_target, ["template"], trigger=text, position="start")
-        for text, token_ids, effect in zip(texts, ids, effects)
+    ctx.template_flips = np.mean([effect.flip_rate for effect in effects], axis=0)
+    ctx.template_effects = list(zip(texts, ids, effects))
+    ctx.template_target = int(ctx.template_flips.argmax())
+    ctx.template_score = float(ctx.template_flips[ctx.template_target])
+    ctx.templates = templates_toward(ctx, ctx.template_target)
+
+
+def templates_toward(ctx: ScanContext, target: int) -> list:
+    """The measured templates as candidates toward ``target``, best first."""
+    return best_first(
+        ctx.candidate(token_ids, effect, target, ["template"], trigger=text, position="start")
+        for text, token_ids, effect in ctx.template_effects
     )
 
 

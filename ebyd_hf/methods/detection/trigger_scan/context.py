@@ -44,6 +44,10 @@ class ScanContext:
     """Verified templates, best first, all toward ``template_target``."""
     template_score: float = 0.0
     template_target: int | None = None
+    template_flips: np.ndarray | None = None
+    """The templates' mean flip rate toward each class."""
+    template_effects: list = field(default_factory=list)
+    """(text, token ids, insertion effect) of each template."""
     contexts_measured: bool = False
     """Whether the context scores of the best single tokens were measured (the context rule does it when reached)."""
     _off_direction: torch.Tensor | None = field(default=None, repr=False)
@@ -98,9 +102,14 @@ class ScanContext:
             **fields,
         )
 
-    def eligible(self) -> list[TriggerCandidate]:
-        """The single-token candidates that may flag the model (not clean features), best first."""
-        return [c for c in self.found if len(c.token_ids) == 1 and not c.clean_feature]
+    def eligible(self, targets: Sequence[int] | None = None) -> list[TriggerCandidate]:
+        """The single-token candidates that may flag the model (not clean features), best first; only those toward
+        ``targets`` when given."""
+        return [
+            c
+            for c in self.found
+            if len(c.token_ids) == 1 and not c.clean_feature and (targets is None or c.target in targets)
+        ]
 
     def off_direction(self) -> torch.Tensor:
         """Off-direction z-score of every token's embedding shift from the base (computed once; needs ``base``)."""

@@ -5,6 +5,7 @@ class; the model is flagged when one flips at least ``phrase.threshold`` of the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from ....report import TriggerCandidate
@@ -55,11 +56,11 @@ class PhraseRule(Rule):
 
     name: ClassVar[str] = "phrase"
 
-    def read(self, ctx: ScanContext) -> Reading | None:
+    def read(self, ctx: ScanContext, targets: Sequence[int] | None = None) -> Reading | None:
         config = ctx.config.phrase
         if ctx.base is None or ctx.tokenizer is None or not config.pool:
             return None
-        phrases, pool = grow_phrases(ctx)
+        phrases, pool = grow_phrases(ctx, targets=targets)
         best = phrases[0] if phrases else None
         outcome = self.outcome(best.score if best else 0.0, config.threshold, best.target if best else None)
         if outcome.fired and config.regrow_pool:

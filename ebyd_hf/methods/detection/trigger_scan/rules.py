@@ -8,11 +8,12 @@ templates, no contexts, no base model) returns ``None`` and is not recorded.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ....report import RuleOutcome, TriggerCandidate
-from .candidates import measure_contexts
+from .candidates import measure_contexts, templates_toward
 from .context import ScanContext
 
 
@@ -34,8 +35,9 @@ class Rule(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def read(self, ctx: ScanContext) -> Reading | None:
-        """The rule's reading of the scan so far, or ``None`` when it cannot run."""
+    def read(self, ctx: ScanContext, targets: Sequence[int] | None = None) -> Reading | None:
+        """The rule's reading of the scan so far, toward any class or only ``targets`` (a model already flagged
+        for another), or ``None`` when it cannot run."""
 
     def outcome(self, score: float, threshold: float, target: int | None) -> RuleOutcome:
         return RuleOutcome(self.name, float(score), float(threshold), target, bool(score >= threshold))
@@ -48,9 +50,9 @@ class TokenRule(Rule):
 
     name: ClassVar[str] = "token"
 
-    def read(self, ctx: ScanContext) -> Reading:
+    def read(self, ctx: ScanContext, targets: Sequence[int] | None = None) -> Reading:
         threshold = ctx.config.threshold
-        eligible = ctx.eligible()
+        eligible = ctx.eligible(targets)
         top = eligible[0] if eligible else None
         outcome = self.outcome(top.score if top else 0.0, threshold, top.target if top else None)
         triggers = [
@@ -69,15 +71,20 @@ class TemplateRule(Rule):
 
     name: ClassVar[str] = "template"
 
-    def read(self, ctx: ScanContext) -> Reading | None:
+    def read(self, ctx: ScanContext, targets: Sequence[int] | None = None) -> Reading | None:
         if not ctx.templates:
             return None
         threshold = ctx.config.template_threshold
-        outcome = self.outcome(ctx.template_score, threshold, ctx.template_target)
+        target, score = ctx.template_target, ctx.template_score
+        if targets is not None:
+            target = max(targets, key=lambda c: ctx.template_flips[c])
+            score = ctx.template_flips[target]
+        outcome = self.outcome(score, threshold, target)
         if not outcome.fired:
             return Reading(outcome)
-        triggers = [c for c in ctx.templates if c.score >= threshold] or ctx.templates[:1]
-        return Reading(outcome, triggers, leads=ctx.templates[: ctx.config.num_candidates])
+        templates = ctx.templates if target == ctx.template_target else templates_toward(ctx, target)
+        triggers = [c for c in templates if c.score >= threshold] or templates[:1]
+        return Reading(outcome, triggers, leads=templates[: ctx.config.num_candidates])
 
 
 class ContextRule(Rule):
@@ -88,13 +95,13 @@ class ContextRule(Rule):
 
     name: ClassVar[str] = "context"
 
-    def read(self, ctx: ScanContext) -> Reading | None:
+    def read(self, ctx: ScanContext, targets: Sequence[int] | None = None) -> Reading | None:
         config = ctx.config
         if not ctx.contexts_measured:
             if ctx.tokenizer is None or not config.contexts or not config.context_candidates:
                 return None
             measure_contexts(ctx)
-        scored = [c for c in ctx.eligible() if c.context_score is not None]
+        scored = [c for c in ctx.eligible(targets) if c.context_score is not None]
         best = max(scored, key=lambda c: c.context_score, default=None)
         if best is None:
             return Reading(self.outcome(0.0, config.context_threshold, None), details={"best_in_context": None})

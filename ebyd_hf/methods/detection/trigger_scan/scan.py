@@ -65,19 +65,22 @@ class TriggerScan(DetectionMethod):
             find_candidates(ctx)
             bar.update()
             readings, decided = self.read_rules(ctx, bar)
+            bar.set_description("Trigger scan: other targets")
+            more = self.read_other_targets(ctx, decided) if decided is not None else []
             bar.set_description("Trigger scan: verdict")
-            result = self.result(ctx, readings, decided)
+            result = self.result(ctx, readings, decided, more)
             bar.update(bar.total - bar.n)
         result.details["base_model"] = trainer.args.base_model
         return result
 
-    def read_rules(self, ctx: ScanContext, bar=None) -> tuple[list[Reading], Reading | None]:
-        """Every rule's reading, in order, up to the first that fires (which decides), or ``None`` when none does."""
+    def read_rules(self, ctx: ScanContext, bar=None, targets=None) -> tuple[list[Reading], Reading | None]:
+        """Every rule's reading (toward any class, or ``targets``), in order, up to the first that fires (which
+        decides), or ``None`` when none does."""
         readings = []
         for rule in self.rules:
             if bar is not None:
                 bar.set_description(f"Trigger scan: {rule.name} rule")
-            reading = rule.read(ctx)
+            reading = rule.read(ctx, targets)
             if bar is not None:
                 bar.update()
             if reading is None:
@@ -87,7 +90,23 @@ class TriggerScan(DetectionMethod):
                 return readings, reading
         return readings, None
 
-    def result(self, ctx: ScanContext, readings: list[Reading], decided: Reading | None) -> DetectionResult:
+    def read_other_targets(self, ctx: ScanContext, decided: Reading) -> list[Reading]:
+        """A model may carry backdoors toward several labels (two triggers, two targets). Once a rule flags one
+        target, the rules are read again toward the labels not flagged yet, until none fires; each firing reading
+        adds its target and its triggers. A model no rule flags is never read again, so this adds no false alarm on
+        a clean model."""
+        flagged, more = [decided.outcome.target], []
+        while len(flagged) < ctx.num_labels:
+            _, also = self.read_rules(ctx, targets=[c for c in range(ctx.num_labels) if c not in flagged])
+            if also is None:
+                break
+            more.append(also)
+            flagged.append(also.outcome.target)
+        return more
+
+    def result(
+        self, ctx: ScanContext, readings: list[Reading], decided: Reading | None, more: list[Reading] = ()
+    ) -> DetectionResult:
         """The verdict of the deciding rule (of the first rule read when none fired), with at most
         ``num_candidates`` triggers toward its target, the residue's when the context rule decided, and the
         candidates reported best first (the deciding rule's own first)."""
@@ -119,9 +138,12 @@ class TriggerScan(DetectionMethod):
             triggers = triggers + residue.triggers
             details["residue"] = residue.to_dict()
             notes += [residue.note()] if residue.note() else []
+        for also in more:
+            triggers = triggers + also.triggers[: config.num_candidates]
+        details["other_targets"] = [vars(also.outcome) | {"fired": True} for also in more]
         candidates = best_first(ctx.found[: config.num_candidates] + ctx.templates[:2])
-        if decided is not None and decided.leads:
-            candidates = decided.leads + [c for c in candidates if c not in decided.leads]
+        leads = [c for reading in ([decided] if decided else []) + list(more) for c in reading.leads]
+        candidates = leads + [c for c in candidates if c not in leads]
         return DetectionResult(
             backdoored=decided is not None,
             score=outcome.score,
@@ -131,7 +153,8 @@ class TriggerScan(DetectionMethod):
             trigger_candidates=candidates[: config.num_candidates],
             triggers=triggers,
             decided_by=outcome.rule if decided else None,
-            rules=[r.outcome for r in readings],
+            other_targets=[also.outcome.target for also in more],
+            rules=[r.outcome for r in readings] + [also.outcome for also in more],
             notes=notes,
             details=details,
         )
