@@ -15,10 +15,11 @@ class FinetuneRegularizerConfig(MethodConfig):
     """The regulariser of a removal method's fine-tuning."""
 
     regularizer: Literal["activeness", "none"] = field(
-        default="activeness",
+        default="none",
         metadata={
-            "help": "`activeness`: penalise the gradient activeness backdoors rely on (TSBD); `none`: plain "
-            "fine-tuning."
+            "help": "`none`: plain fine-tuning; `activeness`: penalise the gradient activeness backdoors rely on "
+            "(TSBD), which runs every step twice (measured on the SST-2 victims it did not lower ASR; see "
+            "docs/removal.md)."
         },
     )
     activeness_alpha: float = field(

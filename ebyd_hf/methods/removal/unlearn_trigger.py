@@ -2,7 +2,7 @@
 
 When detection found triggers, their embedding rows are reset to the pretrained base (when ``base_model`` is
 known) and the model is fine-tuned on the clean set plus copies of it with the triggers inserted and the true
-labels kept (as Neural Cleanse unlearns its reversed trigger), with the activeness regulariser; the user's
+labels kept (as Neural Cleanse unlearns its reversed trigger), with the regulariser asked for; the user's
 ``known_triggers`` are inserted the same way (a model with known triggers is purified whatever the verdict). A
 flagged model is also fine-tuned against a soft trigger (:class:`~ebyd_hf.adversarial.SoftTrigger`,
 ``soft_trigger_*`` options), which reaches what the recovered tokens only approximate (sentences, syntactic
