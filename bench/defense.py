@@ -231,8 +231,8 @@ def write_results(records: list[dict], path: Path = RESULTS / "defense.json") ->
 NOTES = """
 - `detect` rows: `trainer.detect()` alone with the defaults (verdict, target, candidates); `ebyd` rows:
   `trainer.train()` with the defaults (detect, then `unlearn_trigger`: the detected triggers inserted into copies of
-  the clean rows, a soft trigger learned against the model, fine-tuning at lr 5e-5 for 2 epochs, with the activeness
-  regulariser in defense.md and defense-rerun.md (the default then) and without it since (defense-current.md); a model
+  the clean rows, a soft trigger learned against the model, activeness fine-tuning at lr 5e-5 for 2 epochs (in
+  defense-no-activeness.md the regulariser is off, `--set 'removal_config={"regularizer": "none"}'`); a model
   called clean comes back unchanged; the style-t1 rows are on the style victim of bench/victims.py with weighted
   poisoned rows, CA 0.851, ASR 0.906);
   `finetune` / `fine_pruning`: the baselines through `trainer.purify()` on the same 500 rows.

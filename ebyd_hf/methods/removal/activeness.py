@@ -15,11 +15,11 @@ class FinetuneRegularizerConfig(MethodConfig):
     """The regulariser of a removal method's fine-tuning."""
 
     regularizer: Literal["activeness", "none"] = field(
-        default="none",
+        default="activeness",
         metadata={
-            "help": "`none`: plain fine-tuning; `activeness`: penalise the gradient activeness backdoors rely on "
-            "(TSBD), which runs every step twice (measured on the SST-2 victims it did not lower ASR; see "
-            "docs/removal.md)."
+            "help": "`activeness`: penalise the gradient activeness backdoors rely on (TSBD); it runs every step "
+            "twice. `none`: plain fine-tuning, about half the purification's cost (measured: the same ASR on five "
+            "SST-2 victims, 0.09 more on the style victim; docs/removal.md)."
         },
     )
     activeness_alpha: float = field(
