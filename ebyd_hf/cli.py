@@ -66,6 +66,8 @@ def scan(argv: list[str]) -> int:
     det = report.detection
     print(f"verdict: {report.verdict} (score {det.score:.3f}, threshold {det.threshold:.3f})")
     print(f"target label: {'-' if det.target_label is None else det.target_label}")
+    if det.other_targets:
+        print(f"also targeted: {', '.join(map(str, det.other_targets))}")
     contexts = {c["trigger"]: c for c in det.details.get("trigger_contexts", {}).get("contexts", [])}
     for c in det.trigger_candidates:
         note = " (clean feature: the clean data explains it)" if c.clean_feature else ""

@@ -53,7 +53,8 @@ def probe_autocast(model: torch.nn.Module, precision: str = "auto"):
     device = next(model.parameters()).device
     if precision == "auto":
         if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            with torch.cuda.device(device):
+                precision = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
         else:
             precision = "bf16" if device.type == "cpu" and _native_cpu_bf16() else "fp32"
     if precision == "fp32":
@@ -94,8 +95,9 @@ def off_direction_shift(
     if excluded is not None:
         delta[excluded] = 0.0
     top = torch.argsort(delta.norm(dim=1), descending=True)[:reference]
-    principal = torch.linalg.svd(delta[top], full_matrices=False).Vh[:directions]
-    residual = (delta - (delta @ principal.T) @ principal).norm(dim=1)
+    with torch.autocast("cpu", enabled=False):  # small differences: full precision under the probes' autocast
+        principal = torch.linalg.svd(delta[top], full_matrices=False).Vh[:directions]
+        residual = (delta - (delta @ principal.T) @ principal).norm(dim=1)
     median = residual[top].median()
     spread = 1.4826 * (residual[top] - median).abs().median()
     score = (residual - median) / spread.clamp_min(1e-12)
@@ -275,8 +277,10 @@ def first_order_token_scores(
             (logits[:, c] - others).sum().backward()
             grads = inputs_embeds.grad[torch.arange(len(slots)), torch.as_tensor(slots)]  # (rows, hidden)
             placeholder = embeddings.weight[mask_id].detach()
-            # d margin ~ grad . (e_token - e_placeholder), averaged over rows
-            scores.append(((embeddings.weight.detach() - placeholder) @ grads.mean(0)).float().cpu())
+            # d margin ~ grad . (e_token - e_placeholder), averaged over rows, in full precision
+            with torch.autocast(device.type, enabled=False):
+                shift = embeddings.weight.detach().float() - placeholder.float()
+                scores.append((shift @ grads.mean(0).float()).cpu())
             model.zero_grad(set_to_none=True)
     finally:
         model.train(was_training)
@@ -336,7 +340,8 @@ def clean_support(
     nearest: list[list[int]] = [[] for _ in tokens]
     if neighbors > 0 and tokens:  # one similarity matrix for all candidates: (candidates, vocabulary)
         normed = torch.nn.functional.normalize(embeddings.detach().float().cpu(), dim=1)
-        similarity = normed[tokens] @ normed.T
+        with torch.autocast("cpu", enabled=False):
+            similarity = normed[tokens] @ normed.T
         similarity[torch.arange(len(tokens)), tokens] = -float("inf")
         if excluded is not None:
             similarity[:, excluded] = -float("inf")
