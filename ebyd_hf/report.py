@@ -213,8 +213,8 @@ class DefenseReport:
             elif det.rules:
                 read = ", ".join(f"{r.rule} {r.score:.3f} < {r.threshold:.3f}" for r in det.rules)
                 lines.append(f"- No rule fired: {read}")
-            if det.other_targets:
-                for outcome in det.rules[len(det.rules) - len(det.other_targets) :]:
+            for outcome in det.rules:
+                if outcome.fired and outcome.target in det.other_targets:
                     lines.append(
                         f"- Also targeted: {self.label_name(outcome.target)} (the `{outcome.rule}` rule, score "
                         f"{outcome.score:.3f}, read again toward the labels not flagged yet)"

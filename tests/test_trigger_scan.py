@@ -531,3 +531,16 @@ def test_template_rule_reads_toward_the_labels_asked():
         ("when it is ,", 0, 0.7),
         ("as it is ,", 0, 0.5),
     ]
+
+
+def test_the_report_names_each_other_target_with_the_rule_that_flagged_it():
+    from ebyd_hf.report import DefenseReport
+
+    ctx = _context(found=[_candidate([1], 1.0, 1), _candidate([2], 0.9, 0)])
+    scan = TriggerScan()
+    readings, decided = scan.read_rules(ctx)
+    result = scan.result(ctx, readings, decided, scan.read_other_targets(ctx, decided))
+    lines = DefenseReport(model="m", clean_rows=1, detection=result).to_markdown().splitlines()
+    assert [line for line in lines if line.startswith("- Also targeted")] == [
+        "- Also targeted: 0 (the `token` rule, score 0.900, read again toward the labels not flagged yet)"
+    ]

@@ -140,7 +140,7 @@ class TriggerScan(DetectionMethod):
             notes += [residue.note()] if residue.note() else []
         for also in more:
             triggers = triggers + also.triggers[: config.num_candidates]
-        details["other_targets"] = [vars(also.outcome) | {"fired": True} for also in more]
+        details["other_targets"] = [vars(also.outcome) for also in more]
         candidates = best_first(ctx.found[: config.num_candidates] + ctx.templates[:2])
         leads = [c for reading in ([decided] if decided else []) + list(more) for c in reading.leads]
         candidates = leads + [c for c in candidates if c not in leads]
