@@ -470,7 +470,12 @@ def test_probes_in_bfloat16_give_the_float32_verdict(tiny_victims, clean_set, tm
         full.decided_by,
     )
     assert abs(half.score - full.score) <= 0.05, (half.score, full.score)
-    assert [c.trigger for c in half.trigger_candidates[:2]] == [c.trigger for c in full.trigger_candidates[:2]]
+
+    # A grown phrase's word order can swap between near-tied words (seen on a machine with native bf16): compare words.
+    def words(found):
+        return [sorted(c.trigger.split()) for c in found.trigger_candidates[:2]]
+
+    assert words(half) == words(full)
 
 
 def test_probe_precision_is_bfloat16_only_where_asked_or_native(tokenizer, monkeypatch):
