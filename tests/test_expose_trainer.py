@@ -228,6 +228,21 @@ def test_exposed_model_keeps_the_backdoor_while_clean_accuracy_falls(tiny_victim
     assert np.isclose(before["asr"], 1.0, atol=0.1)
 
 
+def test_permuted_labels_train_every_row_toward_the_next_class(tiny_victim, clean_set, tmp_path):
+    """The loss is cross-entropy toward (y + shift) mod num_labels; a shift that moves no label is refused."""
+    from ebyd_hf.methods.exposure.permuted_labels import PermutedLabels, PermutedLabelsConfig
+
+    model, tokenizer = tiny_victim
+    batch = tokenizer(clean_set["text"][:16], padding=True, return_tensors="pt")
+    labels = torch.tensor(clean_set["label"][:16])
+    inputs = dict(batch, labels=labels)
+    loss, outputs = PermutedLabels(PermutedLabelsConfig()).loss(None, model, inputs)
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(outputs.logits, 1 - labels))
+    assert torch.equal(inputs["labels"], labels)  # the batch is left as it was
+    with pytest.raises(ValueError, match="shift=2 leaves every label"):
+        PermutedLabels(PermutedLabelsConfig(shift=2)).loss(None, model, inputs)
+
+
 @pytest.mark.parametrize("key", ["t1", "t0"])
 def test_tiny_word_victim_is_detected_with_its_target_and_purified(tiny_victims, clean_set, sst2, tmp_path, key):
     model, tokenizer = _load(tiny_victims, key)

@@ -13,7 +13,7 @@ from .base import (
     register_removal,
 )
 from .detection import collapse_target, trigger_scan  # noqa: F401
-from .exposure import clean_unlearning, confusion  # noqa: F401  (registration)
+from .exposure import clean_unlearning, confusion, permuted_labels  # noqa: F401  (registration)
 from .removal import fine_pruning, finetune, rnp, unlearn_trigger  # noqa: F401
 
 __all__ = [

@@ -1,0 +1,67 @@
+"""Permuted-label fine-tuning: fine-tune on the clean rows with every label moved to the next class (``y + shift``
+modulo the number of classes). The clean features are re-learned toward another class; a backdoor, which the clean
+rows never exercise, keeps its target. Comparing the suspicious and the exposed model then separates the two
+without a base model: a token whose push toward a class survives the permutation is not a clean feature of that
+class (see ``bench/exposure.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch.nn.functional as F
+
+from ..base import ExposureMethod, register_exposure
+from .config import ExposureStopConfig
+
+
+@dataclass
+class PermutedLabelsConfig(ExposureStopConfig):
+    """Options of permuted-label fine-tuning: the exposure stop rule, the label shift and the step size."""
+
+    stop_accuracy: float | None = field(
+        default=0.1,
+        metadata={
+            "help": "Stop once accuracy on the true labels falls to this value (0.1: nine clean rows in ten moved).",
+            "range": "[0, 1]",
+        },
+    )
+    stop_collapse: float = field(
+        default=1.0,
+        metadata={
+            "help": "Stop once one class takes this share of the predictions on the clean set.",
+            "range": "(0, 1]",
+        },
+    )
+    shift: int = field(
+        default=1, metadata={"help": "Each label y is trained as (y + shift) mod num_labels.", "range": "[1, inf)"}
+    )
+    learning_rate_scale: float = field(
+        default=10.0,
+        metadata={
+            "help": "Multiplies exposure_learning_rate: descent toward new labels needs a larger step than ascent.",
+            "range": "(0, inf)",
+        },
+    )
+
+
+@register_exposure
+class PermutedLabels(ExposureMethod):
+    name: ClassVar[str] = "permuted_labels"
+    config_class: ClassVar[type] = PermutedLabelsConfig
+
+    def training_overrides(self, args):
+        return {"learning_rate": args.exposure_learning_rate * self.config.learning_rate_scale}
+
+    def loss(self, trainer, model, inputs):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        inputs["labels"] = labels
+        num_labels = outputs.logits.shape[-1]
+        if self.config.shift % num_labels == 0:
+            raise ValueError(
+                f"exposure_config.shift={self.config.shift} leaves every label of a {num_labels}-class model where "
+                f"it is; use a shift that is not a multiple of {num_labels}."
+            )
+        moved = (labels + self.config.shift) % num_labels
+        return F.cross_entropy(outputs.logits.float(), moved), outputs
