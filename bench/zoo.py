@@ -6,6 +6,7 @@ commit named in ``FROZEN``; writes bench/results/zoo.json and zoo.md.
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/zoo.py train            # every victim not yet cached
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/zoo.py score            # every trained, unscored one
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/zoo.py score --only sst2-word-1pct-t0
+    EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/zoo.py floors           # a floor that came later
 
 How the zoo stays honest:
 
@@ -365,6 +366,23 @@ def _excess(asr: list, floor: list) -> list:
     return [None if a is None or f is None else round(a - f, 4) for a, f in zip(asr, floor)]
 
 
+def fill_floors(record: dict[str, Any], data_dir: str | None) -> dict[str, Any] | None:
+    """A scored record whose floor was missing (its task's clean model came later), with the floor and the excess
+    ASR before and after filled in; ``None`` when there is nothing to fill or no clean model yet. The defense is not
+    run again: the floor is a property of the attack-test set."""
+    if "floor" not in record or not record["attacks"] or None not in record["floor"]:
+        return None
+    _, _, attack_sets = build_data(record["victim"], data_dir)
+    floor = floors(record["victim"], attack_sets, data_dir)
+    if None in floor:
+        return None
+    excess = {
+        "excess_before": _excess(record["asr_before"], floor),
+        "excess_after": _excess(record["asr_after"], floor),
+    }
+    return record | {"floor": floor, **excess}
+
+
 # ------------------------------------------------------------------------------------------------ results
 def merge(record: dict[str, Any], path: Path = RESULTS / "zoo.json") -> list[dict[str, Any]]:
     """Merge one victim's record into the results (replacing its earlier one) and rewrite the JSON and markdown."""
@@ -438,7 +456,11 @@ def base_model_path() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["train", "score", "fingerprint"])
+    parser.add_argument(
+        "step",
+        choices=["train", "score", "floors", "fingerprint"],
+        help="floors: fill the floor and excess of scored victims whose task's clean model came after them",
+    )
     parser.add_argument("--only", nargs="+", default=None, choices=list(ZOO), metavar="VICTIM")
     parser.add_argument("--retrain", action="store_true", help="train again victims already cached")
     parser.add_argument("--new-defaults", action="store_true", help="score with defaults other than FROZEN's")
@@ -449,6 +471,13 @@ def main(argv: list[str] | None = None) -> None:
         print(fingerprint)
         return
     names = args.only or list(ZOO)
+    if args.step == "floors":
+        records = json.loads((RESULTS / "zoo.json").read_text()) if (RESULTS / "zoo.json").exists() else []
+        for record in records:
+            if record["victim"] in names and (filled := fill_floors(record, args.data_dir)) is not None:
+                print(f"{record['victim']}: floor {_rates(filled['floor'])}", flush=True)
+                merge(filled)
+        return
     base = base_model_path()
     if args.step == "train":
         for name in names:

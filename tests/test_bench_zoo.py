@@ -74,3 +74,16 @@ def test_frozen_embeddings_stay_frozen(tokenizer, tmp_path, monkeypatch):
     model = zoo.load_base("tiny", str(base))
     assert not model.get_input_embeddings().weight.requires_grad
     assert sum(p.requires_grad for p in model.parameters()) == len(list(model.parameters())) - 1
+
+
+def test_a_floor_that_came_later_fills_the_excess_without_defending_again(monkeypatch):
+    record = {"victim": "agnews-multi-t1t3", "attacks": [{}, {}], "asr_before": [0.99, 0.98], "asr_after": [0.1, 0.9]}
+    record["floor"] = [None, None]
+    monkeypatch.setattr(zoo, "build_data", lambda name, data_dir: (None, None, ["set a", "set b"]))
+    monkeypatch.setattr(zoo, "floors", lambda name, sets, data_dir: [0.02, 0.05] if sets == ["set a", "set b"] else 0)
+    filled = zoo.fill_floors(record, None)
+    assert filled["floor"] == [0.02, 0.05] and filled["excess_after"] == [0.08, 0.85]
+    assert filled["excess_before"] == [0.97, 0.93] and record["floor"] == [None, None]  # the record is not changed
+    assert zoo.fill_floors(filled, None) is None  # nothing left to fill
+    monkeypatch.setattr(zoo, "floors", lambda name, sets, data_dir: [None, None])  # no clean model yet
+    assert zoo.fill_floors(record, None) is None
