@@ -291,6 +291,44 @@ def test_soft_trigger_with_a_reference_trained_from_the_base(tiny_victims, clean
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
+def test_each_detected_target_gets_its_own_soft_trigger_taking_the_steps_in_turn(
+    tiny_victim, clean_set, tmp_path, monkeypatch
+):
+    """A model flagged toward two labels: one soft trigger per target, each warmed up against the suspicious model
+    (the second from the trigger recovered toward it), and the fine-tuning steps take them in turn."""
+    from ebyd_hf.adversarial import SoftTrigger
+    from ebyd_hf.report import TriggerCandidate
+
+    model, tokenizer = tiny_victim
+    ids = tokenizer.convert_tokens_to_ids(["cf", "mn"])
+    found = [TriggerCandidate("cf", [ids[0]], 1, 1.0), TriggerCandidate("mn", [ids[1]], 0, 0.9)]
+    detection = DetectionResult(
+        backdoored=True, score=1.0, threshold=0.8, target_label=1, target_score=1.0, triggers=found, other_targets=[0]
+    )
+    starts, steps = {}, []
+    init, step = SoftTrigger.__init__, SoftTrigger.step
+
+    def remember(self, model, target, length, learning_rate, init_ids, *args, **kwargs):
+        starts[target] = init_ids
+        init(self, model, target, length, learning_rate, init_ids, *args, **kwargs)
+
+    def record(self, *args, **kwargs):
+        steps.append(self.target)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SoftTrigger, "__init__", remember)
+    monkeypatch.setattr(SoftTrigger, "step", record)
+    config = _config(tmp_path, num_train_epochs=1, removal_config={"soft_trigger_warmup_steps": 2})
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    trainer.purify(detection=detection)
+    soft = trainer.report.removal["soft_trigger"]
+    assert soft["targets"] == [1, 0] and len(soft["warmup_flip_rates"]) == 2
+    assert starts == {1: [ids[0]], 0: [ids[1]]}
+    warmup, tuning = steps[:4], steps[4:]
+    assert warmup == [1, 1, 0, 0] and len(tuning) >= 4
+    assert tuning == [1, 0] * (len(tuning) // 2) + [1] * (len(tuning) % 2)
+
+
 def test_known_triggers_are_unlearned_whatever_the_verdict(tiny_victims, clean_set, sst2, tmp_path):
     """Triggers the user knows are unlearned even when detection misses the backdoor (a verdict of clean is
     passed in): the tiny word victim loses at least half its ASR from the known words alone, and without them the

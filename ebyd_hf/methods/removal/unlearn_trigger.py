@@ -154,12 +154,22 @@ class UnlearnTriggerConfig(FinetuneRegularizerConfig):
 class UnlearningHooks(StageHooks):
     """The purification stage of :class:`UnlearnTrigger`: under a soft trigger (for the first ``share`` of the
     steps) the loss is taken on each batch clean and triggered, with the true labels; the step is the activeness
-    step when the regulariser is on."""
+    step when the regulariser is on. With several soft triggers (one per detected target) each optimiser step takes
+    the next one in turn, so a second target costs no more steps."""
 
-    def __init__(self, config: UnlearnTriggerConfig, adversary: SoftTrigger | None):
-        self.config, self.adversary = config, adversary
+    def __init__(self, config: UnlearnTriggerConfig, adversaries: SoftTrigger | list[SoftTrigger] | None):
+        if isinstance(adversaries, SoftTrigger):
+            adversaries = [adversaries]
+        self.config, self.adversaries = config, list(adversaries or [])
         self.activeness = ActivenessHooks.from_config(config)
         self._step, self._position = -1, 1
+
+    @property
+    def adversary(self) -> SoftTrigger | None:
+        """The soft trigger of the current optimiser step."""
+        if not self.adversaries:
+            return None
+        return self.adversaries[max(self._step, 0) % len(self.adversaries)]
 
     def training_step(self, trainer, model, inputs, num_items_in_batch, step):
         return (
@@ -251,15 +261,22 @@ class UnlearnTrigger(RemovalMethod):
         account = {"triggers_unlearned": [c.trigger for c in chosen]}
         if known:
             account["known_triggers"] = [c.trigger for c in known]
-        adversary = None
+        adversaries = []
         if detection.backdoored and detection.target_label is not None and self.config.soft_trigger_length:
             start = (recovered or known)[0].token_ids if chosen else None
-            adversary = self.soft_trigger(trainer, model, detection.target_label, start)
+            adversaries.append(self.soft_trigger(trainer, model, detection.target_label, start))
+            for target in detection.other_targets:  # one more per target, from a trigger recovered toward it
+                toward = [c.token_ids for c in recovered if c.target == target]
+                adversaries.append(self.soft_trigger(trainer, model, target, toward[0] if toward else None))
+            first = adversaries[0]
             account["soft_trigger"] = {
-                "length": adversary.length,
-                "warmup_flip_rate": adversary.warmup_flip_rate,
-                "reference": adversary.reference is not None,
+                "length": first.length,
+                "warmup_flip_rate": first.warmup_flip_rate,
+                "reference": first.reference is not None,
             }
+            if len(adversaries) > 1:
+                account["soft_trigger"]["targets"] = [a.target for a in adversaries]
+                account["soft_trigger"]["warmup_flip_rates"] = [a.warmup_flip_rate for a in adversaries]
         dataset = None
         if chosen:
             base = trainer.load_base_model()
@@ -272,6 +289,6 @@ class UnlearnTrigger(RemovalMethod):
             starts = [c.position == "start" for c in chosen]
             dataset = triggered_copies(trainer.train_dataset, [c.token_ids for c in chosen], trainer.args.seed, starts)
             account["unlearning_rows"] = len(dataset)
-        model = trainer.finetune(model, train_dataset=dataset, hooks=UnlearningHooks(self.config, adversary))
+        model = trainer.finetune(model, train_dataset=dataset, hooks=UnlearningHooks(self.config, adversaries))
         account["regularizer"] = self.config.regularizer
         return model, account
