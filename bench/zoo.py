@@ -465,18 +465,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retrain", action="store_true", help="train again victims already cached")
     parser.add_argument("--new-defaults", action="store_true", help="score with defaults other than FROZEN's")
     parser.add_argument("--data_dir", default=os.environ.get("EBYD_DATA_DIR"))
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS / "zoo.json"),
+        help="where scores go (a scoring of changed defaults or code belongs in a file of its own, e.g. "
+        "bench/results/zoo-current.json, beside the frozen defaults' zoo.json)",
+    )
     args = parser.parse_args(argv)
+    results = Path(args.results)
     fingerprint = defaults_fingerprint()
     if args.step == "fingerprint":
         print(fingerprint)
         return
     names = args.only or list(ZOO)
     if args.step == "floors":
-        records = json.loads((RESULTS / "zoo.json").read_text()) if (RESULTS / "zoo.json").exists() else []
+        records = json.loads(results.read_text()) if results.exists() else []
         for record in records:
             if record["victim"] in names and (filled := fill_floors(record, args.data_dir)) is not None:
                 print(f"{record['victim']}: floor {_rates(filled['floor'])}", flush=True)
-                merge(filled)
+                merge(filled, results)
         return
     base = base_model_path()
     if args.step == "train":
@@ -494,8 +501,8 @@ def main(argv: list[str] | None = None) -> None:
             "to score changed defaults (the records will say so)."
         )
     scored = (
-        {r["victim"] for r in json.loads((RESULTS / "zoo.json").read_text()) if "verdict_backdoored" in r}
-        if (RESULTS / "zoo.json").exists()
+        {r["victim"] for r in json.loads(results.read_text()) if "verdict_backdoored" in r}
+        if results.exists()
         else set()
     )
     for name in names:
@@ -509,7 +516,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{_rates(record['asr_after'])} excess {_rates(record['excess_after'])}",
             flush=True,
         )
-        merge(record)
+        merge(record, results)
 
 
 if __name__ == "__main__":
