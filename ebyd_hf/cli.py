@@ -1,6 +1,6 @@
 """The ``ebyd-hf`` command line: scan, purify, poison, demo.
 
-    ebyd-hf scan MODEL --data sst2                      # expose + detect; exit 3 when a backdoor is found
+    ebyd-hf scan MODEL --data sst2                      # detect; exit 3 when a backdoor is found
     ebyd-hf purify MODEL --data sst2 --output_dir out   # the whole defense; saves the purified model
     ebyd-hf poison sst2 --trigger word --rate 0.1 --target_label 1 --output_dir poisoned-sst2
     ebyd-hf demo                                        # the README's main job
