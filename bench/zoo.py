@@ -368,8 +368,8 @@ def _excess(asr: list, floor: list) -> list:
 
 def fill_floors(record: dict[str, Any], data_dir: str | None) -> dict[str, Any] | None:
     """A scored record whose floor was missing (its task's clean model came later), with the floor and the excess
-    ASR before and after filled in; ``None`` when there is nothing to fill or no clean model yet. The defense is not
-    run again: the floor is a property of the attack-test set."""
+    ASR before and after filled in; ``None`` when there is nothing to fill (a record not scored yet, or a clean
+    victim) or no clean model yet. The defense is not run again: the floor is a property of the attack-test set."""
     if "floor" not in record or not record["attacks"] or None not in record["floor"]:
         return None
     _, _, attack_sets = build_data(record["victim"], data_dir)

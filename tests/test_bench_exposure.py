@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from conftest import DATA_DIR
+from transformers import AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import exposure  # noqa: E402
@@ -41,4 +42,6 @@ def test_exposure_bench_ranks_the_tiny_victims_trigger(tiny_victims, tmp_path, m
     assert all(r["exposed"] == r["joint"] for r in none["rank"].values())
     assert none["joint_best_flip"][1] >= 0.9 and none["joint_best_token"][1] in words
     assert abs(sum(exposed["target_share"]) - 1) < 0.01
+    vocab = len(AutoTokenizer.from_pretrained(folder))
+    assert all(1 <= r[k] <= vocab for r in exposed["rank"].values() for k in ("exposed", "joint"))
     assert "| tiny-t1 | 1 | clean_unlearning (exposure_learning_rate=1e-3" in results.with_suffix(".md").read_text()

@@ -301,7 +301,7 @@ def test_each_detected_target_gets_its_own_soft_trigger_taking_the_steps_in_turn
 
     model, tokenizer = tiny_victim
     ids = tokenizer.convert_tokens_to_ids(["cf", "mn"])
-    found = [TriggerCandidate("cf", [ids[0]], 1, 1.0), TriggerCandidate("mn", [ids[1]], 0, 0.9)]
+    found = [TriggerCandidate("mn", [ids[1]], 0, 0.9), TriggerCandidate("cf", [ids[0]], 1, 1.0)]  # 0's listed first
     detection = DetectionResult(
         backdoored=True, score=1.0, threshold=0.8, target_label=1, target_score=1.0, triggers=found, other_targets=[0]
     )

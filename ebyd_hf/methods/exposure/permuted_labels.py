@@ -22,7 +22,8 @@ class PermutedLabelsConfig(ExposureStopConfig):
     stop_accuracy: float | None = field(
         default=0.1,
         metadata={
-            "help": "Stop once accuracy on the true labels falls to this value (0.1: nine clean rows in ten moved).",
+            "help": "Stop once accuracy on the true labels falls to this value (0.1: at most one clean row in ten "
+            "keeps its label).",
             "range": "[0, 1]",
         },
     )
@@ -47,6 +48,15 @@ class PermutedLabelsConfig(ExposureStopConfig):
 
 @register_exposure
 class PermutedLabels(ExposureMethod):
+    """Fine-tunes a copy of the suspicious model toward ``(y + shift) mod num_labels`` until the stop rule.
+
+    Example:
+        >>> from ebyd_hf import ExposeConfig
+        >>> config = ExposeConfig("out", exposure_method="permuted_labels", exposure_config={"shift": 1})
+        >>> type(config.exposure_config).__name__
+        'PermutedLabelsConfig'
+    """
+
     name: ClassVar[str] = "permuted_labels"
     config_class: ClassVar[type] = PermutedLabelsConfig
 

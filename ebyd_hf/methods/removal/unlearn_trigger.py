@@ -157,10 +157,8 @@ class UnlearningHooks(StageHooks):
     step when the regulariser is on. With several soft triggers (one per detected target) each optimiser step takes
     the next one in turn, so a second target costs no more steps."""
 
-    def __init__(self, config: UnlearnTriggerConfig, adversaries: SoftTrigger | list[SoftTrigger] | None):
-        if isinstance(adversaries, SoftTrigger):
-            adversaries = [adversaries]
-        self.config, self.adversaries = config, list(adversaries or [])
+    def __init__(self, config: UnlearnTriggerConfig, adversaries: list[SoftTrigger]):
+        self.config, self.adversaries = config, list(adversaries)
         self.activeness = ActivenessHooks.from_config(config)
         self._step, self._position = -1, 1
 
@@ -201,7 +199,8 @@ class UnlearningHooks(StageHooks):
         ``soft_trigger_position``."""
         step, mode = self._step, self.config.soft_trigger_position
         self._position = 1
-        if mode == "random" or (mode == "mixed" and step % 2 == 1):
+        turn = step // len(self.adversaries)  # each soft trigger alternates positions over its own steps
+        if mode == "random" or (mode == "mixed" and turn % 2 == 1):
             generator = torch.Generator().manual_seed(trainer.args.seed * 100_003 + step)
             self._position = self.adversary.random_position(inputs, generator)
         plain = trainer.accelerator.unwrap_model(model)
@@ -223,11 +222,12 @@ class UnlearnTrigger(RemovalMethod):
     def insertion_room(self) -> int:
         return self.config.soft_trigger_length
 
-    def soft_trigger(self, trainer, model: torch.nn.Module, target: int, init_ids: list[int] | None) -> SoftTrigger:
+    def soft_trigger(
+        self, trainer, model: torch.nn.Module, target: int, init_ids: list[int] | None, reference=None
+    ) -> SoftTrigger:
         """A soft trigger towards ``target``, started from a recovered trigger's embeddings and warmed up against
-        the (still unchanged) suspicious model on the clean set."""
+        the (still unchanged) suspicious model on the clean set (and against ``reference``, when given)."""
         config = self.config
-        reference = reference_model(trainer, model) if config.soft_trigger_reference else None
         adversary = SoftTrigger(
             model,
             target,
@@ -263,11 +263,14 @@ class UnlearnTrigger(RemovalMethod):
             account["known_triggers"] = [c.trigger for c in known]
         adversaries = []
         if detection.backdoored and detection.target_label is not None and self.config.soft_trigger_length:
-            start = (recovered or known)[0].token_ids if chosen else None
-            adversaries.append(self.soft_trigger(trainer, model, detection.target_label, start))
+            reference = reference_model(trainer, model) if self.config.soft_trigger_reference else None
+            toward = [c for c in recovered if c.target == detection.target_label]
+            start = (toward or recovered or known)[0].token_ids if chosen else None
+            adversaries.append(self.soft_trigger(trainer, model, detection.target_label, start, reference))
             for target in detection.other_targets:  # one more per target, from a trigger recovered toward it
-                toward = [c.token_ids for c in recovered if c.target == target]
-                adversaries.append(self.soft_trigger(trainer, model, target, toward[0] if toward else None))
+                toward = [c for c in recovered if c.target == target]
+                start = toward[0].token_ids if toward else None
+                adversaries.append(self.soft_trigger(trainer, model, target, start, reference))
             first = adversaries[0]
             account["soft_trigger"] = {
                 "length": first.length,
