@@ -33,3 +33,16 @@ class ExposureStopConfig(MethodConfig):
             "range": "(0, 1]",
         },
     )
+
+
+@dataclass
+class RelabelledConfig(ExposureStopConfig):
+    """The exposure stop rule, and the step size of a descent toward labels other than the true ones."""
+
+    learning_rate_scale: float = field(
+        default=10.0,
+        metadata={
+            "help": "Multiplies exposure_learning_rate: descent toward new labels needs a larger step than ascent.",
+            "range": "(0, inf)",
+        },
+    )

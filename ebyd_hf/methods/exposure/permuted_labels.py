@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch.nn.functional as F
-
-from ..base import ExposureMethod, register_exposure
-from .config import ExposureStopConfig
+from ..base import register_exposure
+from .config import RelabelledConfig
+from .confusion import RelabelledFinetuning
 
 
 @dataclass
-class PermutedLabelsConfig(ExposureStopConfig):
+class PermutedLabelsConfig(RelabelledConfig):
     """Options of permuted-label fine-tuning: the exposure stop rule, the label shift and the step size."""
 
     stop_accuracy: float | None = field(
@@ -37,17 +36,10 @@ class PermutedLabelsConfig(ExposureStopConfig):
     shift: int = field(
         default=1, metadata={"help": "Each label y is trained as (y + shift) mod num_labels.", "range": "[1, inf)"}
     )
-    learning_rate_scale: float = field(
-        default=10.0,
-        metadata={
-            "help": "Multiplies exposure_learning_rate: descent toward new labels needs a larger step than ascent.",
-            "range": "(0, inf)",
-        },
-    )
 
 
 @register_exposure
-class PermutedLabels(ExposureMethod):
+class PermutedLabels(RelabelledFinetuning):
     """Fine-tunes a copy of the suspicious model toward ``(y + shift) mod num_labels`` until the stop rule.
 
     Example:
@@ -60,18 +52,10 @@ class PermutedLabels(ExposureMethod):
     name: ClassVar[str] = "permuted_labels"
     config_class: ClassVar[type] = PermutedLabelsConfig
 
-    def training_overrides(self, args):
-        return {"learning_rate": args.exposure_learning_rate * self.config.learning_rate_scale}
-
-    def loss(self, trainer, model, inputs):
-        labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        inputs["labels"] = labels
-        num_labels = outputs.logits.shape[-1]
+    def new_labels(self, labels, num_labels):
         if self.config.shift % num_labels == 0:
             raise ValueError(
                 f"exposure_config.shift={self.config.shift} leaves every label of a {num_labels}-class model where "
                 f"it is; use a shift that is not a multiple of {num_labels}."
             )
-        moved = (labels + self.config.shift) % num_labels
-        return F.cross_entropy(outputs.logits.float(), moved), outputs
+        return (labels + self.config.shift) % num_labels
