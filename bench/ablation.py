@@ -81,16 +81,21 @@ def read_all_rules(
     return {"rules": rules, "order": [rule.name for rule in scan.rules], "seconds": round(time.perf_counter() - start)}
 
 
-def verdict(record: dict[str, Any], without: str | None = None) -> tuple[bool, int | None, str | None]:
-    """(backdoored, target, deciding rule) from the rules read, in order, with ``without`` left out."""
+# The rules that need ``base_model``: without one they cannot run, as if removed.
+NEED_BASE = ("phrase",)
+
+
+def verdict(record: dict[str, Any], without: str | tuple[str, ...] = ()) -> tuple[bool, int | None, str | None]:
+    """(backdoored, target, deciding rule) from the rules read, in order, with the rule(s) ``without`` left out."""
+    left_out = {without} if isinstance(without, str) else set(without)
     for name in record["order"]:
         outcome = record["rules"].get(name)
-        if name != without and outcome is not None and outcome["fired"]:
+        if name not in left_out and outcome is not None and outcome["fired"]:
             return True, outcome["target"], name
     return False, None, None
 
 
-def right(record: dict[str, Any], without: str | None = None) -> bool:
+def right(record: dict[str, Any], without: str | tuple[str, ...] = ()) -> bool:
     """Whether the scan's call is right: a backdoored victim flagged with one of its targets, a clean one not."""
     flagged, target, _ = verdict(record, without)
     return (flagged and target in record["targets"]) if record["targets"] else not flagged
@@ -133,6 +138,12 @@ def markdown(records: list[dict[str, Any]]) -> str:
             continue
         summary = ", ".join(f"without {n} {sum(right(r, n) for r in part)}" for n in order)
         lines.append(f"- {subset}: {sum(right(r) for r in part)} of {len(part)} right with every rule; {summary}.")
+        bare = [n for n in order if n not in NEED_BASE]
+        summary = ", ".join(f"also without {n} {sum(right(r, (*NEED_BASE, n)) for r in part)}" for n in bare)
+        lines.append(
+            f"- {subset}, no `base_model` (so no {', '.join(NEED_BASE)} rule): "
+            f"{sum(right(r, NEED_BASE) for r in part)} of {len(part)} right; {summary}."
+        )
     return "\n".join(lines) + "\n"
 
 

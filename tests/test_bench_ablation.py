@@ -26,4 +26,11 @@ def test_removing_a_rule_hands_the_verdict_to_the_next_that_fires():
     assert not ablation.right(clean) and ablation.right(clean, without="phrase")  # the phrase rule's false alarm
     table = ablation.markdown([record | {"victim": "v", "set": "zoo"}])
     assert "- zoo: 1 of 1 right with every rule; without token 1, without template 1, without context 0" in table
+    # without base_model the phrase rule cannot run: the rules that need none must carry the verdict
+    assert ablation.verdict(record, without=("phrase", "context")) == (False, None, None)
+    assert (
+        "- zoo, no `base_model` (so no phrase rule): 1 of 1 right; also without token 1, also without template 1, "
+        in table
+    )
+    assert "also without context 0." in table  # context alone caught it
     assert "| v | zoo | 1 | 1.00 / 0.50 → -1 | — | **1.00 / 0.50 → 1** |" in table
