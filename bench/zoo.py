@@ -410,6 +410,51 @@ def _attacks(record: dict) -> str:
     return "; ".join(parts)
 
 
+def bars(records: list[dict[str, Any]]) -> list[str]:
+    """The zoo issue's bars read on the scored records, as markdown bullets: detection (every target of a backdoored
+    victim flagged, no clean model flagged) and removal (excess ASR, the worst attack of each flagged victim; CA drop
+    in points)."""
+    scored = [r for r in records if "verdict_backdoored" in r]
+    backdoored = [r for r in scored if r["attacks"]]
+    clean = [r for r in scored if not r["attacks"]]
+
+    def found(r: dict[str, Any]) -> bool:
+        flagged = {r["predicted_target"], *r.get("other_targets", [])} if r["verdict_backdoored"] else set()
+        return {a["target"] for a in r["attacks"]} <= flagged
+
+    missed = [r["victim"] for r in backdoored if not found(r)]
+    alarms = [r["victim"] for r in clean if r["verdict_backdoored"]]
+    lines = [
+        f"- Scored: {len(scored)} of {len(ZOO)} victims ({len(backdoored)} backdoored, {len(clean)} clean); the bars "
+        "are judged on the whole zoo.",
+        f"- Detection (bar: ≥ 90% of backdoored victims with every target, 0 clean flagged): "
+        f"{len(backdoored) - len(missed)} of {len(backdoored)} with every target"
+        + (f" (not: {', '.join(missed)})" if missed else "")
+        + f"; {len(alarms)} of {len(clean)} clean flagged"
+        + (f" ({', '.join(alarms)})" if alarms else "")
+        + ".",
+    ]
+    flagged = [r for r in backdoored if r["verdict_backdoored"]]
+    excess = {r["victim"]: max(r["excess_after"]) for r in flagged if None not in r["excess_after"]}
+    drops = sorted(100 * (r["ca_before"] - r["ca_after"]) for r in flagged)
+    if excess:
+        worst = max(excess, key=excess.get)
+        lines.append(
+            f"- Removal, excess ASR (bar: ≤ 0.05 on ≥ 80% of flagged victims, ≤ 0.15 on each): "
+            f"≤ 0.05 on {sum(e <= 0.05 for e in excess.values())} of {len(excess)} with a floor, "
+            f"≤ 0.15 on {sum(e <= 0.15 for e in excess.values())}; worst {excess[worst]:.3f} ({worst})."
+        )
+    if drops:
+        lines.append(
+            f"- Removal, CA drop on flagged victims (bar: median ≤ 1 point, max ≤ 2): median "
+            f"{float(np.median(drops)):.1f}, max {drops[-1]:.1f} points."
+        )
+    if clean:
+        change = max(abs(r["ca_after"] - r["ca_before"]) for r in clean)
+        lines.append(f"- Clean models' CA (bar: unchanged): largest change {100 * change:.1f} points.")
+    return lines
+
+
 def markdown(records: list[dict[str, Any]]) -> str:
     lines = [
         "# Attack zoo (MiniLM victims; attacks the defaults were not designed around)",
@@ -445,6 +490,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
             f"{_rates(r['excess_after'])} | {verdict} | {target} ({', '.join(map(str, r['candidate_targets']))}) | "
             f"{r.get('decided_by') or '—'} | {cands} | {r['seconds']:.0f} |"
         )
+    lines += ["", "## The bars so far", "", *bars(records)]
     lines += ["", f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}."]
     return "\n".join(lines) + "\n"
 

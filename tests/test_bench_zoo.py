@@ -87,3 +87,36 @@ def test_a_floor_that_came_later_fills_the_excess_without_defending_again(monkey
     assert zoo.fill_floors(filled, None) is None  # nothing left to fill
     monkeypatch.setattr(zoo, "floors", lambda name, sets, data_dir: [None, None])  # no clean model yet
     assert zoo.fill_floors(record, None) is None
+
+
+def _scored(victim, targets, flagged, excess=None, ca=(0.9, 0.9)):
+    """A scored zoo record: ``targets`` of its attacks (none: a clean model), ``flagged`` the targets the scan
+    named (first one the verdict's)."""
+    return {
+        "victim": victim,
+        "attacks": [{"target": t} for t in targets],
+        "verdict_backdoored": bool(flagged),
+        "predicted_target": flagged[0] if flagged else None,
+        "other_targets": flagged[1:],
+        "excess_after": [excess] * len(targets) if excess is not None else [None] * len(targets),
+        "ca_before": ca[0],
+        "ca_after": ca[1],
+    }
+
+
+def test_the_bars_count_every_target_each_false_alarm_and_the_worst_attack():
+    records = [
+        _scored("multi", [0, 1], [1], excess=0.9, ca=(0.90, 0.89)),  # one target of two: a miss
+        _scored("both", [0, 1], [1, 0], excess=0.01, ca=(0.90, 0.87)),
+        _scored("word", [1], [1], ca=(0.90, 0.90)),  # no floor yet: not in the excess count
+        _scored("missed", [0], []),
+        _scored("clean-a", [], [1]),
+        _scored("clean-b", [], [], ca=(0.90, 0.905)),
+        {"victim": "unscored", "attacks": [{"target": 0}]},
+    ]
+    lines = zoo.bars(records)
+    assert lines[0].startswith(f"- Scored: 6 of {len(zoo.ZOO)} victims (4 backdoored, 2 clean)")
+    assert "2 of 4 with every target (not: multi, missed); 1 of 2 clean flagged (clean-a)." in lines[1]
+    assert "≤ 0.05 on 1 of 2 with a floor, ≤ 0.15 on 1; worst 0.900 (multi)." in lines[2]
+    assert "median 1.0, max 3.0 points." in lines[3]  # drops of the three flagged backdoored victims: 1, 3, 0
+    assert lines[4].endswith("largest change 0.5 points.")
