@@ -32,7 +32,7 @@ from ebyd_hf.trigger_search import probe_autocast
 
 sys.path.insert(0, str(Path(__file__).parent))
 from defense import bench_config  # noqa: E402
-from victims import minilm_path  # noqa: E402
+from victims import add_base_model_argument, minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -158,11 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=["auto", "bf16", "fp32"],
         help="the probes' precision (scan default: auto)",
     )
-    parser.add_argument(
-        "--base_model",
-        default=None,
-        help="the victims' pretrained model (default: the offline MiniLM they were tuned from)",
-    )
+    add_base_model_argument(parser)
     args = parser.parse_args(argv)
     base = args.base_model or minilm_path()
     path = Path(args.results)

