@@ -394,6 +394,35 @@ def test_trigger_words_weak_alone_and_in_frames_are_grown_into_a_phrase(
     assert clean.rules[-1].rule == "phrase" and not clean.rules[-1].fired
 
 
+@pytest.mark.parametrize("probe_rows", [64, 24])
+def test_grown_phrases_are_verified_on_the_probe_rows_the_beam_did_not_score(
+    tiny_victims, clean_set, tmp_path, monkeypatch, probe_rows
+):
+    """A phrase picked for its flips on the beam's rows would be scored too high on them: each phrase's score is its
+    flip rate on the other probe rows (all of them when the probe has no others)."""
+    from ebyd_hf.methods.detection.trigger_scan import phrase as phrase_module
+
+    calls = []
+    measure = phrase_module.insertion_effects
+
+    def spy(model, sequences, labels, candidates, pad_id, **kwargs):
+        effects = measure(model, sequences, labels, candidates, pad_id, **kwargs)
+        calls.append((list(sequences), [list(c) for c in candidates], effects))
+        return effects
+
+    monkeypatch.setattr(phrase_module, "insertion_effects", spy)
+    model, tokenizer = _load(tiny_victims, "t1")
+    trainer = _trainer(model, tokenizer, clean_set, tmp_path, base_model=str(tiny_victims["base"][0]))
+    config = TriggerScanConfig(rows=probe_rows, phrase={"rows": 32})
+    ctx = ScanContext.from_trainer(trainer, config)
+    phrases, _ = phrase_module.grow_phrases(ctx)
+    ((rows, candidates, effects),) = calls
+    assert phrases and len(ctx.probe) == probe_rows
+    assert rows == (ctx.probe[32:] if probe_rows > 32 else ctx.probe)
+    scores = {tuple(c): e.flip_rate for c, e in zip(candidates, effects)}
+    assert all(p.score == float(scores[tuple(p.token_ids)][p.target]) for p in phrases)
+
+
 @pytest.mark.parametrize("threshold,fires", [(0.9, False), (0.2, True)])
 def test_phrase_rule_on_the_clean_model_fires_only_above_its_threshold(
     tiny_victims, clean_set, tmp_path, threshold, fires

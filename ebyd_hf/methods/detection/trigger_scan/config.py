@@ -51,11 +51,11 @@ class PhraseConfig(MethodConfig):
     rows: int = _option(
         32,
         "Probe rows the beam scores phrases on (the first of the probe rows); the best phrase of each length is "
-        "then verified on all of them.",
+        "then verified on the other probe rows (on all of them when there are no others).",
         "[1, inf)",
     )
     threshold: float = _option(
-        0.9, "Flag the model when a grown phrase flips at least this share of the probe rows.", "(0, 1]"
+        0.9, "Flag the model when a grown phrase flips at least this share of the held-out probe rows.", "(0, 1]"
     )
 
     def __post_init__(self):

@@ -1,7 +1,7 @@
 """The phrase rule of the trigger scan: a trigger sentence of common words has no token that fires alone or in a
 frame, but its words' embeddings moved off the directions along which fine-tuning moves the task's own words. The
 tokens of highest off-direction z-score are grown by a beam search into the phrase that pushes hardest toward each
-class; the model is flagged when one flips at least ``phrase.threshold`` of the probe rows."""
+class; the model is flagged when one flips at least ``phrase.threshold`` of the probe rows the beam did not score."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .rules import Reading, Rule
 
 def grow_phrases(ctx: ScanContext, wide: bool = False, targets=None) -> tuple[list[TriggerCandidate], list[dict]]:
     """The best phrase of each length toward each class (or ``targets``), grown from the off-direction pool (clean
-    features left out) and verified on the probe rows, strongest first; and the pool, as JSON. The pool is the
+    features left out) on the first ``phrase.rows`` probe rows and verified on the others, strongest first; and the pool, as JSON. The pool is the
     ``phrase.pool`` tokens over ``phrase.z``, or with ``wide`` the ``phrase.regrow_pool`` over ``phrase.regrow_z``."""
     config = ctx.config.phrase
     least, size = (config.regrow_z, config.regrow_pool) if wide else (config.z, config.pool)
@@ -39,8 +39,11 @@ def grow_phrases(ctx: ScanContext, wide: bool = False, targets=None) -> tuple[li
             cache=cache,
         ):
             grown.append((phrase, target))
+    # Verified on the probe rows the beam did not score: a phrase chosen for its flips on some rows flips more of
+    # those rows than of others, so its score there would be biased upward (all rows when there are no others).
+    held_out = slice(config.rows, None) if len(ctx.probe) > config.rows else slice(None)
     effects = insertion_effects(
-        ctx.model, ctx.probe, ctx.probe_labels, [p for p, _ in grown], ctx.pad_id, seed=ctx.seed
+        ctx.model, ctx.probe[held_out], ctx.probe_labels[held_out], [p for p, _ in grown], ctx.pad_id, seed=ctx.seed
     )
     phrases = [
         ctx.candidate(phrase, effect, target, ["phrase"], trigger=ctx.tokenizer.decode(phrase), reset_embeddings=True)
