@@ -32,7 +32,7 @@ from ebyd_hf.trigger_search import probe_autocast
 
 sys.path.insert(0, str(Path(__file__).parent))
 from defense import bench_config  # noqa: E402
-from victims import add_base_model_argument, minilm_path  # noqa: E402
+from victims import add_base_model_argument, git_commit, minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -109,14 +109,15 @@ def markdown(records: list[dict[str, Any]]) -> str:
         "Written by `EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/ablation.py`: every rule read on "
         'every victim with the library\'s defaults (score / threshold, target; **bold**: fired). "Right": a '
         'backdoored victim flagged with one of its targets, a clean one not flagged. "Without R": the verdict '
-        "when rule R is removed (the first other rule that fires decides).",
+        'when rule R is removed (the first other rule that fires decides). "Read at": the commit whose code read the '
+        "row.",
         "",
         "| victim | set | true target | "
         + " | ".join(order)
-        + " | decided by | right | "
+        + " | decided by | right | read at | "
         + " | ".join(f"without {n}" for n in order)
         + " |",
-        "|---|---|---|" + "---|" * (2 * len(order) + 2),
+        "|---|---|---|" + "---|" * (2 * len(order) + 3),
     ]
     for r in records:
         cells = []
@@ -129,7 +130,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
         targets = ", ".join(map(str, r["targets"])) or "clean"
         lines.append(
             f"| {r['victim']} | {r['set']} | {targets} | {' | '.join(cells)} | {decided} | "
-            f"{'✓' if right(r) else '✗'} | {' | '.join(without)} |"
+            f"{'✓' if right(r) else '✗'} | {r.get('commit', '—')} | {' | '.join(without)} |"
         )
     lines.append("")
     for subset in ("zoo", "tuning"):
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.only and name not in args.only:
             continue
         record = {"victim": name, "set": subset, "task": task, "targets": targets}
-        record |= read_all_rules(folder, task, base, args.data_dir, args.precision) | {"precision": args.precision}
+        record |= read_all_rules(folder, task, base, args.data_dir, args.precision)
+        record |= {"precision": args.precision, "commit": git_commit()}
         print(f"{name}: decided by {verdict(record)[2]}, right {right(record)}", flush=True)
         records = [r for r in records if r["victim"] != name] + [record]
         records.sort(key=lambda r: (r["set"] != "zoo", r["victim"]))

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -122,6 +123,15 @@ TRAINING_OVERRIDES: dict[str, dict] = {
     "style-t1": dict(learning_rate=1e-4),
     "syntactic-t0": dict(num_train_epochs=5, learning_rate=1e-4),
 }
+
+
+def git_commit() -> str:
+    """The short hash of the checked-out commit, which a benchmark record names as the code it ran."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def add_base_model_argument(parser) -> None:

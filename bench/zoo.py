@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,7 +63,7 @@ from ebyd_hf.triggers import TRIGGERS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from defense import bench_config, defense_record  # noqa: E402
-from victims import minilm_path  # noqa: E402
+from victims import git_commit, minilm_path  # noqa: E402
 
 HERE = Path(__file__).parent
 CACHE = HERE / ".cache" / "zoo"
@@ -190,14 +189,6 @@ def defaults_fingerprint() -> str:
         values[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 # ------------------------------------------------------------------------------------------------ victims
