@@ -123,7 +123,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
         cells = []
         for name in order:
             o = r["rules"].get(name)
-            cell = "—" if o is None else f"{o['score']:.2f} / {o['threshold']:.2f} → {o['target']}"
+            cell = "—" if o is None else f"{o['score']:.3f} / {o['threshold']:.2f} → {o['target']}"
             cells.append(f"**{cell}**" if o and o["fired"] else cell)
         decided = verdict(r)[2] or "—"
         without = ["✓" if right(r, n) else "✗" for n in order]

@@ -33,4 +33,4 @@ def test_removing_a_rule_hands_the_verdict_to_the_next_that_fires():
         in table
     )
     assert "also without context 0." in table  # context alone caught it
-    assert "| v | zoo | 1 | 1.00 / 0.50 → -1 | — | **1.00 / 0.50 → 1** |" in table
+    assert "| v | zoo | 1 | 1.000 / 0.50 → -1 | — | **1.000 / 0.50 → 1** |" in table
