@@ -264,12 +264,12 @@ class UnlearnTrigger(RemovalMethod):
         adversaries = []
         if detection.backdoored and detection.target_label is not None and self.config.soft_trigger_length:
             reference = reference_model(trainer, model) if self.config.soft_trigger_reference else None
-            toward = [c for c in recovered if c.target == detection.target_label]
-            start = (toward or recovered or known)[0].token_ids if chosen else None
-            adversaries.append(self.soft_trigger(trainer, model, detection.target_label, start, reference))
-            for target in detection.other_targets:  # one more per target, from a trigger recovered toward it
-                toward = [c for c in recovered if c.target == target]
-                start = toward[0].token_ids if toward else None
+            # One per detected target, started from a trigger recovered toward it; the first may fall back on any.
+            for target in [detection.target_label, *detection.other_targets]:
+                starts = [c for c in recovered if c.target == target]
+                if not adversaries:
+                    starts = starts or recovered or known
+                start = starts[0].token_ids if starts else None
                 adversaries.append(self.soft_trigger(trainer, model, target, start, reference))
             first = adversaries[0]
             account["soft_trigger"] = {

@@ -16,8 +16,9 @@ from .rules import Reading, Rule
 
 def grow_phrases(ctx: ScanContext, wide: bool = False, targets=None) -> tuple[list[TriggerCandidate], list[dict]]:
     """The best phrase of each length toward each class (or ``targets``), grown from the off-direction pool (clean
-    features left out) on the first ``phrase.rows`` probe rows and verified on the others, strongest first; and the pool, as JSON. The pool is the
-    ``phrase.pool`` tokens over ``phrase.z``, or with ``wide`` the ``phrase.regrow_pool`` over ``phrase.regrow_z``."""
+    features left out) on the first ``phrase.rows`` probe rows and verified on the others, strongest first; and the
+    pool, as JSON. The pool is the ``phrase.pool`` tokens over ``phrase.z``, or with ``wide`` the
+    ``phrase.regrow_pool`` over ``phrase.regrow_z``."""
     config = ctx.config.phrase
     least, size = (config.regrow_z, config.regrow_pool) if wide else (config.z, config.pool)
     pool = ctx.off_direction_pool(least, 3 * size)[:size]
