@@ -68,32 +68,38 @@ class SoftTrigger:
         vectors: torch.Tensor,
         pad_clean: bool = False,
         position: int = 1,
+        rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Keyword arguments for ``model(...)``: the rows of ``inputs`` with ``vectors`` inserted before token
-        ``position`` (default: after the first token), as ``inputs_embeds``. With ``pad_clean`` the untouched rows
-        are appended too, padded to the same length, so one forward pass scores both."""
+        ``position`` (default: after the first token), as ``inputs_embeds``. ``vectors`` is one trigger
+        (``length x dim``) or one per row (``rows x length x dim``). With ``pad_clean`` every untouched row comes
+        first, padded to the same length, so one forward pass scores both; ``rows`` (indices) then picks the rows
+        that also go through with the trigger (default: all)."""
         embeddings = _embedding_layer(model)(inputs["input_ids"])
-        batch, width, at = embeddings.shape[0], self.length, position
-        block = vectors.to(embeddings.dtype).unsqueeze(0).expand(batch, -1, -1)
-        triggered = torch.cat([embeddings[:, :at], block, embeddings[:, at:]], dim=1)
         mask = inputs["attention_mask"]
+        types = inputs.get("token_type_ids")
+        picked = (embeddings, mask, types) if rows is None else (embeddings[rows], mask[rows], None)
+        if rows is not None and types is not None:
+            picked = (picked[0], picked[1], types[rows])
+        chosen, chosen_mask, chosen_types = picked
+        batch, width, at = chosen.shape[0], self.length, position
+        block = vectors.to(chosen.dtype)
+        block = block.unsqueeze(0).expand(batch, -1, -1) if block.dim() == 2 else block
         ones = torch.ones(batch, width, dtype=mask.dtype, device=mask.device)
         out = {
-            "inputs_embeds": triggered,
-            "attention_mask": torch.cat([mask[:, :at], ones, mask[:, at:]], dim=1),
+            "inputs_embeds": torch.cat([chosen[:, :at], block, chosen[:, at:]], dim=1),
+            "attention_mask": torch.cat([chosen_mask[:, :at], ones, chosen_mask[:, at:]], dim=1),
         }
-        if "token_type_ids" in inputs:
-            types = inputs["token_type_ids"]
-            fill = types[:, :1].expand(-1, width)
-            out["token_type_ids"] = torch.cat([types[:, :at], fill, types[:, at:]], dim=1)
+        if types is not None:
+            fill = chosen_types[:, :1].expand(-1, width)
+            out["token_type_ids"] = torch.cat([chosen_types[:, :at], fill, chosen_types[:, at:]], dim=1)
         if pad_clean:
-            pad = embeddings.new_zeros(batch, width, embeddings.shape[-1])
+            everyone = embeddings.shape[0]
+            pad = embeddings.new_zeros(everyone, width, embeddings.shape[-1])
             out["inputs_embeds"] = torch.cat([torch.cat([embeddings, pad], dim=1), out["inputs_embeds"]])
-            out["attention_mask"] = torch.cat(
-                [torch.cat([mask, torch.zeros_like(ones)], dim=1), out["attention_mask"]]
-            )
-            if "token_type_ids" in out:
-                types = inputs["token_type_ids"]
+            zeros = torch.zeros(everyone, width, dtype=mask.dtype, device=mask.device)
+            out["attention_mask"] = torch.cat([torch.cat([mask, zeros], dim=1), out["attention_mask"]])
+            if types is not None:
                 padded = torch.cat([types, types[:, -1:].expand(-1, width)], dim=1)
                 out["token_type_ids"] = torch.cat([padded, out["token_type_ids"]])
         return out
@@ -130,12 +136,18 @@ class SoftTrigger:
             rate = float((logits.argmax(-1) == self.target).float().mean())
         else:
             grad = torch.zeros_like(vectors)
+        self.apply_gradient(grad, reduce)
+        return rate
+
+    def apply_gradient(self, grad: torch.Tensor, reduce=None) -> None:
+        """One Adam step of the vectors down ``grad`` (a gradient of a loss the trigger minimises, computed by the
+        caller, e.g. from the fine-tuning pass itself), then back into the range of real token embeddings. Under DDP
+        ``reduce`` averages ``grad`` over processes first (every process must call it)."""
         if reduce is not None:
             grad = reduce(grad.detach())
         self.optimizer.zero_grad()
         self.vectors.grad = grad.detach().to(self.vectors.device, self.vectors.dtype)
         self.optimizer.step()
-        with torch.no_grad():  # stay in the range of real token embeddings
+        with torch.no_grad():
             norms = self.vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)
             self.vectors.mul_(torch.clamp(self.max_norm / norms, max=1.0))
-        return rate

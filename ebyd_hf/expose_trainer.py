@@ -612,12 +612,14 @@ class ExposeTrainer(Trainer):
         os.makedirs(output_dir, exist_ok=True)
         card.save(os.path.join(output_dir, "README.md"))
 
-    def clean_batches(self, model: torch.nn.Module | None = None) -> Iterator[dict[str, torch.Tensor]]:
-        """The clean set as padded batches on the model's device (sorted by length), for methods that read
-        activations or gradients outside the training loop."""
+    def clean_batches(
+        self, model: torch.nn.Module | None = None, size: int | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """The clean set as padded batches of ``size`` rows (default ``per_device_eval_batch_size``) on the model's
+        device (sorted by length), for methods that read activations or gradients outside the training loop."""
         device = next((model or self.model).parameters()).device
         dataset = self._probe_dataset
-        size = self.args.per_device_eval_batch_size
+        size = size or self.args.per_device_eval_batch_size
         for start in range(0, len(dataset), size):
             batch = self.data_collator([dataset[i] for i in range(start, min(start + size, len(dataset)))])
             yield {k: v.to(device) for k, v in batch.items()}
@@ -642,18 +644,20 @@ class ExposeTrainer(Trainer):
         model: torch.nn.Module,
         hooks: StageHooks | None = None,
         train_dataset: Dataset | None = None,
+        **overrides,
     ) -> torch.nn.Module:
         """Fine-tune ``model`` on the clean set (or ``train_dataset``) with the trainer's own arguments
-        (learning_rate, num_train_epochs, ...) through ``Trainer.train``; the removal method's ``hooks`` change its
-        loss or step (the activeness regulariser, a soft trigger). With a ``peft_config``, adapters are trained and
-        merged. The stage's state becomes ``trainer.state`` (its ``log_history``)."""
+        (learning_rate, num_train_epochs, ...; ``overrides`` change some, as :meth:`stage_args`) through
+        ``Trainer.train``; the removal method's ``hooks`` change its loss or step (the activeness regulariser, a soft
+        trigger). With a ``peft_config``, adapters are trained and merged. The stage's state becomes
+        ``trainer.state`` (its ``log_history``)."""
         if self.peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, self.peft_config)
         stage, output = self.run_stage(
             model,
-            self.args,
+            self.stage_args(**overrides) if overrides else self.args,
             hooks=hooks,
             train_dataset=train_dataset,
             eval_dataset=self.eval_dataset,

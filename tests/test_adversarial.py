@@ -95,3 +95,35 @@ def test_random_positions_stay_inside_every_row(tokenizer, batch):
     table = model.get_input_embeddings().weight
     assert torch.equal(inputs["inputs_embeds"][:, 3:5], table[[5, 6]].expand(16, -1, -1))
     assert torch.equal(inputs["inputs_embeds"][:, 5:], table[batch["input_ids"][:, 3:]])
+
+
+def test_rows_picks_which_rows_also_go_through_with_the_trigger(tokenizer, batch):
+    """``rows``: every row clean (padded), then only the picked rows with the trigger, each the same as when the
+    whole batch is triggered; a per-row block of vectors goes to its own row."""
+    model = tiny_bert(tokenizer).eval()
+    trigger = SoftTrigger(model, target=1, length=3, init_ids=[5, 6, 7])
+    vectors = trigger.vectors.detach()
+    rows = torch.tensor([2, 9, 11])
+    some = trigger.model_inputs(model, batch, vectors, pad_clean=True, rows=rows)
+    every = trigger.model_inputs(model, batch, vectors, pad_clean=True)
+    assert some["inputs_embeds"].shape[0] == 16 + 3
+    for key in some:
+        assert torch.equal(some[key][:16], every[key][:16])
+        assert torch.equal(some[key][16:], every[key][16 + rows])
+    own = torch.stack([vectors, vectors + 1, vectors + 2])
+    per_row = trigger.model_inputs(model, batch, own, rows=rows)
+    assert torch.equal(per_row["inputs_embeds"][1, 1:4], vectors + 1)
+
+
+def test_apply_gradient_steps_down_the_given_gradient_within_the_norm_bound(tokenizer):
+    model = tiny_bert(tokenizer)
+    trigger = SoftTrigger(model, target=1, length=2, learning_rate=0.1, init_ids=[5, 6])
+    start = trigger.vectors.detach().clone()
+    grad = torch.zeros_like(start)
+    grad[0, 0] = 1.0
+    trigger.apply_gradient(grad)
+    moved = trigger.vectors.detach() - start
+    assert moved[0, 0] < 0 and torch.count_nonzero(moved[1]) == 0  # Adam's first step: -lr along the gradient
+    for _ in range(200):
+        trigger.apply_gradient(-start)  # straight up the vectors' own direction, which the bound stops
+    assert float(trigger.vectors.norm(dim=-1).max()) <= trigger.max_norm + 1e-5

@@ -460,3 +460,101 @@ def test_no_hub_repository_is_created_before_something_is_pushed(tiny_victim, cl
     trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
     trainer.detect()
     assert calls == []
+
+
+def _toy_step(data):
+    """A Trainer-like step on a linear model: the loss of ``data``, backward included, returned detached."""
+
+    def step(model, inputs, num_items_in_batch=None):
+        calls.append(1)
+        loss = ((model(data[0]) - data[1]) ** 2).mean()
+        loss.backward()
+        return loss.detach()
+
+    calls = []
+    return step, calls
+
+
+def test_activeness_interval_takes_the_second_pass_every_kth_step_and_reuses_its_correction():
+    torch.manual_seed(0)
+    data = torch.randn(8, 4), torch.randn(8, 1)
+    model, twin = torch.nn.Linear(4, 1), torch.nn.Linear(4, 1)
+    twin.load_state_dict(model.state_dict())
+    step, calls = _toy_step(data)
+    every, every_calls = _toy_step(data)
+    sparse, dense = ActivenessHooks(0.7, 0.05, interval=3), ActivenessHooks(0.7, 0.05)
+    sparse.training_step(None, model, None, None, step)
+    dense.training_step(None, twin, None, None, every)
+    for p, q in zip(model.parameters(), twin.parameters()):  # a refresh step is the full regulariser
+        torch.testing.assert_close(p.grad, q.grad)
+    correction, norm = sparse._correction, sparse._norm
+    for p in model.parameters():
+        p.grad = None
+    with torch.no_grad():
+        model.weight.mul_(1.1)  # a new point, so the reused step's own gradient differs from the stored one
+    plain = [
+        g.detach().clone()
+        for g in torch.autograd.grad(((model(data[0]) - data[1]) ** 2).mean(), list(model.parameters()))
+    ]
+    sparse.training_step(None, model, None, None, step)
+    now = torch.sqrt(sum((g**2).sum() for g in plain)).item()
+    for p, g, c in zip(model.parameters(), plain, correction):
+        torch.testing.assert_close(p.grad, g + 0.7 * now / norm * c)
+    sparse.training_step(None, model, None, None, step)
+    sparse.training_step(None, model, None, None, step)  # the 4th call refreshes again
+    assert len(calls) == 2 + 1 + 1 + 2 and len(every_calls) == 2
+
+
+def test_shared_soft_trigger_update_takes_no_pass_of_its_own(tiny_victim, clean_set, tmp_path, monkeypatch):
+    """``soft_trigger_update="shared"``: after its warm-up the trigger takes no step of its own but moves on every
+    fine-tuning step, from the pass itself; ``step_budget="finetune"`` keeps a plain fine-tune's steps although
+    the set doubles, and ``soft_trigger_rows`` sends only part of each batch through with the trigger."""
+    from ebyd_hf.adversarial import SoftTrigger
+    from ebyd_hf.report import TriggerCandidate
+
+    model, tokenizer = tiny_victim
+    ids = tokenizer.convert_tokens_to_ids(["cf"])
+    detection = DetectionResult(
+        backdoored=True,
+        score=1.0,
+        threshold=0.8,
+        target_label=1,
+        target_score=1.0,
+        triggers=[TriggerCandidate("cf", ids, 1, 1.0)],
+    )
+    own, applied, widths = [], [], []
+    step, apply = SoftTrigger.step, SoftTrigger.apply_gradient
+    inputs = SoftTrigger.model_inputs
+
+    def record_step(self, *args, **kwargs):
+        own.append(1)
+        return step(self, *args, **kwargs)
+
+    def record_apply(self, grad, reduce=None):
+        applied.append(float(grad.abs().sum()))
+        return apply(self, grad, reduce)
+
+    def record_inputs(self, model, batch, vectors, pad_clean=False, position=1, rows=None):
+        widths.append((batch["input_ids"].shape[0], None if rows is None else len(rows)))
+        return inputs(self, model, batch, vectors, pad_clean, position, rows)
+
+    monkeypatch.setattr(SoftTrigger, "step", record_step)
+    monkeypatch.setattr(SoftTrigger, "apply_gradient", record_apply)
+    monkeypatch.setattr(SoftTrigger, "model_inputs", record_inputs)
+    settings = dict(soft_trigger_warmup_steps=3, soft_trigger_update="shared", soft_trigger_rows=0.25)
+    config = _config(tmp_path, num_train_epochs=2, per_device_train_batch_size=32, removal_config=settings)
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    trainer.purify(detection=detection)
+    tuning = trainer.state.max_steps
+    assert tuning == 2 * -(-2 * len(clean_set) // 32)  # the copies double the set; the default budget is epochs
+    assert len(own) == 3 and len(applied) == 3 + tuning
+    assert sum(a > 0 for a in applied[3:]) >= 0.8 * tuning  # a batch whose picked rows are all of the target: 0
+    assert all(rows == round(0.25 * size) for size, rows in widths[3:] if rows is not None)
+
+    own.clear()
+    settings |= dict(step_budget="finetune", soft_trigger_rows=1.0)
+    config = _config(tmp_path, num_train_epochs=2, per_device_train_batch_size=32, removal_config=settings)
+    trainer = ExposeTrainer(model, config, train_dataset=clean_set, processing_class=tokenizer)
+    trainer.purify(detection=detection)
+    assert trainer.state.max_steps == -(-2 * len(clean_set) // 32)  # one epoch of rows and copies
+    assert trainer.report.removal["unlearning_epochs"] == 1.0 and len(own) == 3

@@ -114,6 +114,35 @@ class UnlearnTriggerConfig(FinetuneRegularizerConfig):
         default=20,
         metadata={"help": "Soft-trigger steps against the suspicious model before fine-tuning.", "range": "[0, inf)"},
     )
+    soft_trigger_warmup_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Clean rows per warm-up step (default: per_device_eval_batch_size).",
+            "range": "[1, inf)",
+        },
+    )
+    soft_trigger_update: Literal["own_step", "shared"] = field(
+        default="own_step",
+        metadata={
+            "help": "How the soft trigger moves during fine-tuning: `own_step`, its own forward and backward pass "
+            "toward the target (`soft_trigger_steps` per step); `shared`, from the fine-tuning pass itself (up the "
+            "true-label loss of the rows of other classes carrying it), at no extra pass."
+        },
+    )
+    soft_trigger_rows: float = field(
+        default=1.0,
+        metadata={
+            "help": "Share of each batch's rows that also go through with the soft trigger (drawn per step).",
+            "range": "(0, 1]",
+        },
+    )
+    step_budget: Literal["epochs", "finetune"] = field(
+        default="epochs",
+        metadata={
+            "help": "`epochs`: num_train_epochs over the clean rows and their triggered copies (twice a plain "
+            "fine-tune's steps); `finetune`: a plain fine-tune's steps over the same rows and copies."
+        },
+    )
     soft_trigger_position: Literal["start", "random", "mixed"] = field(
         default="start",
         metadata={
@@ -161,6 +190,8 @@ class UnlearningHooks(StageHooks):
         self.config, self.adversaries = config, list(adversaries)
         self.activeness = ActivenessHooks.from_config(config)
         self._step, self._position = -1, 1
+        self._live: torch.Tensor | None = None  # the trigger's vectors in this step's pass (shared update)
+        self._fresh = False  # a training step began and its first forward pass has not run yet
 
     @property
     def adversary(self) -> SoftTrigger | None:
@@ -170,11 +201,19 @@ class UnlearningHooks(StageHooks):
         return self.adversaries[max(self._step, 0) % len(self.adversaries)]
 
     def training_step(self, trainer, model, inputs, num_items_in_batch, step):
-        return (
-            None
-            if self.activeness is None
-            else self.activeness.training_step(trainer, model, inputs, num_items_in_batch, step)
-        )
+        self._fresh = True
+        if self.activeness is None:
+            loss = step(model, inputs, num_items_in_batch)
+        else:
+            loss = self.activeness.training_step(trainer, model, inputs, num_items_in_batch, step)
+        live, self._live, self._fresh = self._live, None, False
+        if live is not None:  # the shared update: up the true-label loss of the rows the trigger should flip
+            grad = torch.zeros_like(live) if live.grad is None else -live.grad
+            reduce = None
+            if trainer.accelerator.num_processes > 1:
+                reduce = lambda g: trainer.accelerator.reduce(g, reduction="mean")  # noqa: E731
+            self.adversary.apply_gradient(grad, reduce)
+        return loss
 
     def compute_loss(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
         state = trainer.state
@@ -182,27 +221,51 @@ class UnlearningHooks(StageHooks):
             return None
         if state.global_step >= self.config.soft_trigger_share * state.max_steps:
             return None
+        shared = self.config.soft_trigger_update == "shared"
         if self._step != state.global_step:  # the activeness step calls this twice per update
             self._step = state.global_step
-            self._move_trigger(trainer, model, inputs)
+            self._position = self._draw_position(trainer, inputs)
+            if not shared:
+                self._move_trigger(trainer, model, inputs)
         labels = inputs["labels"]
+        rows = self._draw_rows(trainer, len(labels), labels.device)
+        picked = labels if rows is None else labels[rows]
         vectors = self.adversary.vectors.detach().to(labels.device)
-        triggered = self.adversary.model_inputs(model, inputs, vectors, pad_clean=True, position=self._position)
+        if shared and self._fresh:  # the step's first pass: the trigger's gradient comes free
+            self._fresh = False
+            self._live = vectors.clone().requires_grad_(True)
+            other = (picked != self.adversary.target)[:, None, None]
+            vectors = torch.where(other, self._live, vectors)
+        triggered = self.adversary.model_inputs(
+            model, inputs, vectors, pad_clean=True, position=self._position, rows=rows
+        )
         outputs = model(**triggered)
-        losses = F.cross_entropy(outputs.logits.float(), torch.cat([labels, labels]), reduction="none")
+        losses = F.cross_entropy(outputs.logits.float(), torch.cat([labels, picked]), reduction="none")
         weight = self.config.soft_trigger_weight
         loss = (1 - weight) * losses[: len(labels)].mean() + weight * losses[len(labels) :].mean()
         return (loss, outputs) if return_outputs else loss
 
-    def _move_trigger(self, trainer, model, inputs) -> None:
-        """The trigger's own steps against the current weights, once per optimiser step, at a position drawn by
-        ``soft_trigger_position``."""
+    def _draw_rows(self, trainer, batch: int, device) -> torch.Tensor | None:
+        """The batch rows that also go through with the soft trigger (``soft_trigger_rows``), or None for all."""
+        share = self.config.soft_trigger_rows
+        if share >= 1:
+            return None
+        generator = torch.Generator().manual_seed(trainer.args.seed * 100_019 + self._step)
+        count = max(1, round(share * batch))
+        return torch.randperm(batch, generator=generator)[:count].sort().values.to(device)
+
+    def _draw_position(self, trainer, inputs) -> int:
+        """Where the trigger goes this step, by ``soft_trigger_position``: after the first token, or at a random
+        position (each soft trigger alternates positions over its own steps under ``mixed``)."""
         step, mode = self._step, self.config.soft_trigger_position
-        self._position = 1
-        turn = step // len(self.adversaries)  # each soft trigger alternates positions over its own steps
+        turn = step // len(self.adversaries)
         if mode == "random" or (mode == "mixed" and turn % 2 == 1):
             generator = torch.Generator().manual_seed(trainer.args.seed * 100_003 + step)
-            self._position = self.adversary.random_position(inputs, generator)
+            return self.adversary.random_position(inputs, generator)
+        return 1
+
+    def _move_trigger(self, trainer, model, inputs) -> None:
+        """The trigger's own steps against the current weights, once per optimiser step."""
         plain = trainer.accelerator.unwrap_model(model)
         reduce = None
         if trainer.accelerator.num_processes > 1:
@@ -240,7 +303,7 @@ class UnlearnTrigger(RemovalMethod):
 
         def cycled():  # the clean set is never empty (the trainer refuses it), so this does not spin
             while True:
-                yield from trainer.clean_batches(model)
+                yield from trainer.clean_batches(model, config.soft_trigger_warmup_batch_size)
 
         model.eval()
         rates = [adversary.step(model, batch) for batch in islice(cycled(), config.soft_trigger_warmup_steps)]
@@ -292,6 +355,11 @@ class UnlearnTrigger(RemovalMethod):
             starts = [c.position == "start" for c in chosen]
             dataset = triggered_copies(trainer.train_dataset, [c.token_ids for c in chosen], trainer.args.seed, starts)
             account["unlearning_rows"] = len(dataset)
-        model = trainer.finetune(model, train_dataset=dataset, hooks=UnlearningHooks(self.config, adversaries))
+        overrides = {}
+        if dataset is not None and self.config.step_budget == "finetune":  # a plain fine-tune's steps
+            overrides["num_train_epochs"] = trainer.args.num_train_epochs * len(trainer.train_dataset) / len(dataset)
+            account["unlearning_epochs"] = overrides["num_train_epochs"]
+        hooks = UnlearningHooks(self.config, adversaries)
+        model = trainer.finetune(model, train_dataset=dataset, hooks=hooks, **overrides)
         account["regularizer"] = self.config.regularizer
         return model, account
