@@ -12,6 +12,8 @@ down), a measure of the work that does not depend on the machine or on what else
 
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/cost.py                 # every victim found
     EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/cost.py --only word-t1
+    EBYD_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python bench/cost.py --only word-t1 --results /tmp/c.json \
+        --set removal_config.step_budget=finetune         # other settings for the defense; the baseline stays
 
 Victims: the SST-2 word, sentence and syntactic victims of bench/victims.py (bench/.cache/victims), and the IMDB and
 AG News victims of the recipes (bench/.cache/recipes/<run>/_victim, bench/recipes.py), or else the zoo's
@@ -85,10 +87,11 @@ def count_flops(trainer, mode: str) -> dict[str, int]:
     return stages
 
 
-def run_one(name: str, mode: str, data_dir: str | None, count: bool = False) -> dict:
+def run_one(name: str, mode: str, data_dir: str | None, count: bool = False, overrides: dict | None = None) -> dict:
     """One run in this process: load the victim and the clean rows, build the trainer, run, and report the seconds
-    of the run itself (loading excluded), its stage times and this process's peak memory; with ``count``, the
-    floating-point operations of each stage instead."""
+    of the run itself (loading excluded), its stage times, the purification's optimiser steps and this process's
+    peak memory; with ``count``, the floating-point operations of each stage instead. ``overrides`` (``--set``)
+    change the defense's settings; the plain fine-tune keeps its own."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -109,7 +112,7 @@ def run_one(name: str, mode: str, data_dir: str | None, count: bool = False) -> 
             logging_strategy="no",
             report_to="none",
             dataloader_pin_memory=False,
-            **MODES[mode],
+            **(MODES[mode] | (overrides or {} if mode == "defense" else {})),
         )
         trainer = ExposeTrainer(model, args, train_dataset=clean, processing_class=tokenizer)
         start = time.perf_counter()
@@ -130,14 +133,17 @@ def run_one(name: str, mode: str, data_dir: str | None, count: bool = False) -> 
         "seconds": round(seconds, 1),
         "stage_seconds": trainer.report.timings,
         "verdict": trainer.report.verdict,
+        "steps": trainer.state.max_steps,
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "threads": torch.get_num_threads(),
     }
 
 
-def measure(name: str, mode: str, data_dir: str | None, count: bool = False) -> dict:
+def measure(name: str, mode: str, data_dir: str | None, count: bool = False, overrides: dict | None = None) -> dict:
     """``run_one`` in a fresh process (its own peak memory, no warm caches from the other run)."""
     command = [sys.executable, __file__, "--one", name, mode, *(["--flops"] if count else [])]
+    if overrides:
+        command += ["--overrides", json.dumps(overrides)]
     if data_dir:
         command += ["--data_dir", data_dir]
     out = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -145,6 +151,17 @@ def measure(name: str, mode: str, data_dir: str | None, count: bool = False) -> 
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"{name} {mode} failed:\n{out.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def settings(record: dict) -> str:
+    """The defense's settings in a table cell: ``defaults``, or each ``--set`` override."""
+    flat = []
+    for key, value in (record.get("overrides") or {}).items():
+        if isinstance(value, dict):
+            flat += [f"{key.removesuffix('_config')}.{k}={v}" for k, v in value.items()]
+        else:
+            flat.append(f"{key}={value}")
+    return ", ".join(f"`{item}`" for item in flat) or "defaults"
 
 
 def write(records: list[dict], path: Path = RESULTS / "cost.json") -> None:
@@ -158,8 +175,8 @@ def write(records: list[dict], path: Path = RESULTS / "cost.json") -> None:
         f"{os.cpu_count()} cores); {CLEAN_ROWS} clean validation rows; seconds exclude loading.",
         "",
         "| victim | task | plain fine-tune s | defense s (detect + purify) | ratio | FLOP ratio (detect + purify) "
-        "| verdict | peak memory GB (fine-tune / defense) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| verdict | peak memory GB (fine-tune / defense) | defense settings |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         stages = r["defense"]["stage_seconds"]
@@ -172,7 +189,7 @@ def write(records: list[dict], path: Path = RESULTS / "cost.json") -> None:
         lines.append(
             f"| {r['victim']} | {r['task']} | {r['finetune']['seconds']:.0f} | {r['defense']['seconds']:.0f} "
             f"({split}) | {r['ratio']:.2f} | {flops} | {r['defense']['verdict']} | "
-            f"{r['finetune']['peak_rss_gb']:.2f} / {r['defense']['peak_rss_gb']:.2f} |"
+            f"{r['finetune']['peak_rss_gb']:.2f} / {r['defense']['peak_rss_gb']:.2f} | {settings(r)} |"
         )
     path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -185,28 +202,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--flops", action="store_true", help="also count each stage's floating-point operations (a run apart)"
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ExposeConfig overrides for the defense runs (as bench/defense.py --set); the plain fine-tune keeps its "
+        "own. Use with --results elsewhere.",
+    )
     parser.add_argument("--one", nargs=2, metavar=("VICTIM", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.data_dir, count=args.flops)), flush=True)
+        overrides = json.loads(args.overrides) if args.overrides else None
+        print(json.dumps(run_one(*args.one, args.data_dir, count=args.flops, overrides=overrides)), flush=True)
         return
+    from overrides import parse_overrides
+
+    from ebyd_hf import ExposeConfig
+
+    overrides = parse_overrides(ExposeConfig, args.set) if args.set else {}
     path = Path(args.results)
     records = json.loads(path.read_text()) if path.exists() else []
     for name in args.only or list(VICTIMS):
         if victim_folder(name) is None:
             print(f"skip {name}: no trained victim in {', '.join(map(str, VICTIMS[name][1]))}")
             continue
-        runs = {mode: measure(name, mode, args.data_dir) for mode in MODES}
+        runs = {mode: measure(name, mode, args.data_dir, overrides=overrides) for mode in MODES}
         record = {
             "victim": name,
             "task": VICTIMS[name][0],
+            "overrides": overrides,
             **runs,
             "ratio": round(runs["defense"]["seconds"] / runs["finetune"]["seconds"], 2),
         }
         records = [r for r in records if r["victim"] != name] + [record]
         write(records, path)  # the times are kept even if the slower counting runs are cut short
         if args.flops:
-            record["flops"] = {mode: measure(name, mode, args.data_dir, count=True)["flops"] for mode in MODES}
+            record["flops"] = {
+                mode: measure(name, mode, args.data_dir, count=True, overrides=overrides)["flops"] for mode in MODES
+            }
             total = {mode: sum(stages.values()) for mode, stages in record["flops"].items()}
             record["flop_ratio"] = round(total["defense"] / total["finetune"], 2)
         print(

@@ -18,7 +18,9 @@ def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(ti
     monkeypatch.setitem(cost.VICTIMS, "tiny-word-t1", ("sst2", [Path(folder)]))
     monkeypatch.setattr(cost, "CLEAN_ROWS", 300)
     monkeypatch.setattr(
-        cost, "measure", lambda name, mode, data_dir, count=False: cost.run_one(name, mode, data_dir, count)
+        cost,
+        "measure",
+        lambda name, mode, data_dir, count=False, overrides=None: cost.run_one(name, mode, data_dir, count, overrides),
     )
     results = tmp_path / "cost.json"
     cost.main(["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results), "--flops"])
@@ -33,3 +35,24 @@ def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(ti
     flops = record["flops"]  # counted in runs apart: every stage computes something, the defense more than fine-tuning
     assert set(flops["defense"]) == {"detect", "purify"} and set(flops["finetune"]) == {"purify"}
     assert all(v > 0 for stages in flops.values() for v in stages.values()) and record["flop_ratio"] > 1
+
+
+def test_set_changes_the_defense_alone_and_the_table_names_it(tiny_victims, tmp_path, monkeypatch):
+    """``--set removal_config.step_budget=finetune``: the defense's purification takes a plain fine-tune's steps
+    (its set holds the rows and their triggered copies), the baseline is untouched, and the row says so."""
+    folder, _ = tiny_victims["t1"]
+    monkeypatch.setitem(cost.VICTIMS, "tiny-word-t1", ("sst2", [Path(folder)]))
+    monkeypatch.setattr(cost, "CLEAN_ROWS", 300)
+    monkeypatch.setattr(
+        cost,
+        "measure",
+        lambda name, mode, data_dir, count=False, overrides=None: cost.run_one(name, mode, data_dir, count, overrides),
+    )
+    results = tmp_path / "cost.json"
+    argv = ["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results)]
+    cost.main([*argv, "--set", "removal_config.step_budget=finetune"])
+    (record,) = json.loads(results.read_text())
+    assert record["overrides"] == {"removal_config": {"step_budget": "finetune"}}
+    assert record["defense"]["verdict"] == "backdoored"
+    assert abs(record["defense"]["steps"] - record["finetune"]["steps"]) <= 1, record
+    assert "`removal.step_budget=finetune`" in results.with_suffix(".md").read_text()
