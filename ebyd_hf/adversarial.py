@@ -141,10 +141,13 @@ class SoftTrigger:
 
     def apply_gradient(self, grad: torch.Tensor, reduce=None) -> None:
         """One Adam step of the vectors down ``grad`` (a gradient of a loss the trigger minimises, computed by the
-        caller, e.g. from the fine-tuning pass itself), then back into the range of real token embeddings. Under DDP
-        ``reduce`` averages ``grad`` over processes first (every process must call it)."""
+        caller, e.g. from the fine-tuning pass itself), then back into the range of real token embeddings; a
+        non-finite ``grad`` takes no step. Under DDP ``reduce`` averages ``grad`` over processes first (every
+        process must call it)."""
         if reduce is not None:
             grad = reduce(grad.detach())
+        if not torch.isfinite(grad).all():  # an overflowing fp16 step: skipped, as the model's own step is
+            return
         self.optimizer.zero_grad()
         self.vectors.grad = grad.detach().to(self.vectors.device, self.vectors.dtype)
         self.optimizer.step()

@@ -127,3 +127,6 @@ def test_apply_gradient_steps_down_the_given_gradient_within_the_norm_bound(toke
     for _ in range(200):
         trigger.apply_gradient(-start)  # straight up the vectors' own direction, which the bound stops
     assert float(trigger.vectors.norm(dim=-1).max()) <= trigger.max_norm + 1e-5
+    held = trigger.vectors.detach().clone()
+    trigger.apply_gradient(torch.full_like(start, float("inf")))  # an overflowing fp16 pass: no step
+    assert torch.equal(trigger.vectors.detach(), held)

@@ -101,6 +101,13 @@ def test_expose_config_resolves_method_configs_from_dicts_json_and_dataclasses()
         (dict(removal_config={"soft_trigger_position": "middle"}), "choose one of 'start', 'random', 'mixed'"),
         (dict(removal_config={"regularizer": "l2"}), "choose one of 'activeness', 'none'"),
         (dict(removal_config={"soft_trigger_reference": True}), "give base_model"),
+        (
+            dict(base_model="b", removal_config={"soft_trigger_reference": True, "soft_trigger_update": "shared"}),
+            "use soft_trigger_update='own_step'",
+        ),
+        (dict(removal_config={"soft_trigger_rows": 0}), r"soft_trigger_rows=0 must be in \(0, 1\]"),
+        (dict(removal_config={"activeness_interval": 0}), r"activeness_interval=0 must be in \[1, inf\)"),
+        (dict(removal_config={"step_budget": "half"}), "choose one of 'epochs', 'finetune'"),
         (dict(exposure_method="magic"), "Unknown exposure method 'magic'"),
         (dict(learning_rate=float("nan")), "learning_rate=nan must be a finite number"),
         (dict(exposure_learning_rate=-1.0), r"exposure_learning_rate=-1.0 must be in \(0, inf\)"),

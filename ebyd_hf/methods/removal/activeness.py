@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,9 +32,9 @@ class FinetuneRegularizerConfig(MethodConfig):
     activeness_interval: int = field(
         default=1,
         metadata={
-            "help": "Take the perturbed second pass every this many steps; the steps between reuse its correction "
-            "(grad L(w + r g/|g|) - grad L(w), scaled to the step's gradient norm), so the regulariser costs "
-            "1/interval of a pass per step instead of a whole one.",
+            "help": "Take the perturbed second pass every this many training steps (micro-batches); the steps "
+            "between reuse its correction (grad L(w + r g/|g|) - grad L(w), scaled to the step's gradient norm), so "
+            "the regulariser costs 1/interval of a pass per step instead of a whole one.",
             "range": "[1, inf)",
         },
     )
@@ -64,10 +65,10 @@ class ActivenessHooks(StageHooks):
             for p, b in zip(params, before)
         ]
         norm = torch.sqrt(sum((g.float() ** 2).sum() for g in first)).item()
+        if norm == 0 or not math.isfinite(norm):
+            return loss
         refresh = self._calls % self.interval == 0 or self._correction is None
         self._calls += 1
-        if norm == 0:
-            return loss
         if not refresh:
             scale = self.alpha * norm / self._norm if self._norm > 0 else 0.0
             with torch.no_grad():
@@ -86,7 +87,7 @@ class ActivenessHooks(StageHooks):
         with torch.no_grad():
             for p, shift, g1, b in zip(params, shifts, first, before):
                 p.sub_(shift)
-                g2 = p.grad - b if b is not None else p.grad
+                g2 = torch.zeros_like(p) if p.grad is None else (p.grad - b if b is not None else p.grad)
                 if keep:
                     corrections.append(g2 - g1)
                 combined = (1 - self.alpha) * g1 + self.alpha * g2

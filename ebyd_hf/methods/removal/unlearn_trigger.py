@@ -126,7 +126,8 @@ class UnlearnTriggerConfig(FinetuneRegularizerConfig):
         metadata={
             "help": "How the soft trigger moves during fine-tuning: `own_step`, its own forward and backward pass "
             "toward the target (`soft_trigger_steps` per step); `shared`, from the fine-tuning pass itself (up the "
-            "true-label loss of the rows of other classes carrying it), at no extra pass."
+            "true-label loss of the rows of other classes carrying it), at no extra pass (one step per optimiser "
+            "step; `soft_trigger_steps=0` still keeps it fixed; not with `soft_trigger_reference`)."
         },
     )
     soft_trigger_rows: float = field(
@@ -173,6 +174,11 @@ class UnlearnTriggerConfig(FinetuneRegularizerConfig):
     )
 
     def check_with(self, args) -> None:
+        if self.soft_trigger_reference and self.soft_trigger_update == "shared":
+            raise ValueError(
+                "soft_trigger_reference=True needs the trigger's own steps (the reference's loss is not in the "
+                "fine-tuning pass): use soft_trigger_update='own_step', or leave soft_trigger_reference off."
+            )
         if self.soft_trigger_reference and args.base_model is None:
             raise ValueError(
                 "soft_trigger_reference=True trains its reference from base_model: give base_model (the pretrained "
@@ -192,6 +198,7 @@ class UnlearningHooks(StageHooks):
         self._step, self._position = -1, 1
         self._live: torch.Tensor | None = None  # the trigger's vectors in this step's pass (shared update)
         self._fresh = False  # a training step began and its first forward pass has not run yet
+        self._pending: torch.Tensor | None = None  # the shared update's gradient, summed over micro-batches
 
     @property
     def adversary(self) -> SoftTrigger | None:
@@ -209,10 +216,16 @@ class UnlearningHooks(StageHooks):
         live, self._live, self._fresh = self._live, None, False
         if live is not None:  # the shared update: up the true-label loss of the rows the trigger should flip
             grad = torch.zeros_like(live) if live.grad is None else -live.grad
-            reduce = None
-            if trainer.accelerator.num_processes > 1:
-                reduce = lambda g: trainer.accelerator.reduce(g, reduction="mean")  # noqa: E731
-            self.adversary.apply_gradient(grad, reduce)
+            scaler = getattr(trainer.accelerator, "scaler", None)
+            if scaler is not None:  # fp16: the pass's gradients carry the loss scale
+                grad = grad / scaler.get_scale()
+            self._pending = grad if self._pending is None else self._pending + grad
+            if trainer.accelerator.sync_gradients:  # one trigger step per optimiser step, as own_step takes
+                reduce = None
+                if trainer.accelerator.num_processes > 1:
+                    reduce = lambda g: trainer.accelerator.reduce(g, reduction="mean")  # noqa: E731
+                self.adversary.apply_gradient(self._pending, reduce)
+                self._pending = None
         return loss
 
     def compute_loss(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -221,11 +234,11 @@ class UnlearningHooks(StageHooks):
             return None
         if state.global_step >= self.config.soft_trigger_share * state.max_steps:
             return None
-        shared = self.config.soft_trigger_update == "shared"
+        shared = self.config.soft_trigger_update == "shared" and self.config.soft_trigger_steps > 0
         if self._step != state.global_step:  # the activeness step calls this twice per update
             self._step = state.global_step
             self._position = self._draw_position(trainer, inputs)
-            if not shared:
+            if self.config.soft_trigger_update == "own_step":
                 self._move_trigger(trainer, model, inputs)
         labels = inputs["labels"]
         rows = self._draw_rows(trainer, len(labels), labels.device)
@@ -356,7 +369,8 @@ class UnlearnTrigger(RemovalMethod):
             dataset = triggered_copies(trainer.train_dataset, [c.token_ids for c in chosen], trainer.args.seed, starts)
             account["unlearning_rows"] = len(dataset)
         overrides = {}
-        if dataset is not None and self.config.step_budget == "finetune":  # a plain fine-tune's steps
+        budget = self.config.step_budget == "finetune" and trainer.args.max_steps <= 0
+        if dataset is not None and budget:  # a plain fine-tune's steps
             overrides["num_train_epochs"] = trainer.args.num_train_epochs * len(trainer.train_dataset) / len(dataset)
             account["unlearning_epochs"] = overrides["num_train_epochs"]
         hooks = UnlearningHooks(self.config, adversaries)
