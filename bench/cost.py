@@ -178,6 +178,8 @@ def write(records: list[dict], path: Path = RESULTS / "cost.json") -> None:
         "| verdict | peak memory GB (fine-tune / defense) | defense settings |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if any(r.get("overrides") for r in records):
+        lines[2] += " A row whose defense settings are not `defaults` ran with `--set` and those settings."
     for r in records:
         stages = r["defense"]["stage_seconds"]
         split = f"{stages.get('detect', 0):.0f} + {stages.get('purify', 0):.0f}"

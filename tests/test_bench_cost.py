@@ -55,4 +55,5 @@ def test_set_changes_the_defense_alone_and_the_table_names_it(tiny_victims, tmp_
     assert record["overrides"] == {"removal_config": {"step_budget": "finetune"}}
     assert record["defense"]["verdict"] == "backdoored"
     assert abs(record["defense"]["steps"] - record["finetune"]["steps"]) <= 1, record
-    assert "`removal.step_budget=finetune`" in results.with_suffix(".md").read_text()
+    table = results.with_suffix(".md").read_text()
+    assert "`removal.step_budget=finetune`" in table and "ran with `--set`" in table
