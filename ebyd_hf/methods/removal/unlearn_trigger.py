@@ -186,6 +186,13 @@ class UnlearnTriggerConfig(FinetuneRegularizerConfig):
             )
 
 
+def _mean_over_processes(trainer):
+    """A mean over the processes of a distributed run (so every process keeps the same soft trigger), or None."""
+    if trainer.accelerator.num_processes <= 1:
+        return None
+    return lambda grad: trainer.accelerator.reduce(grad, reduction="mean")
+
+
 class UnlearningHooks(StageHooks):
     """The purification stage of :class:`UnlearnTrigger`: under a soft trigger (for the first ``share`` of the
     steps) the loss is taken on each batch clean and triggered, with the true labels; the step is the activeness
@@ -221,10 +228,7 @@ class UnlearningHooks(StageHooks):
                 grad = grad / scaler.get_scale()
             self._pending = grad if self._pending is None else self._pending + grad
             if trainer.accelerator.sync_gradients:  # one trigger step per optimiser step, as own_step takes
-                reduce = None
-                if trainer.accelerator.num_processes > 1:
-                    reduce = lambda g: trainer.accelerator.reduce(g, reduction="mean")  # noqa: E731
-                self.adversary.apply_gradient(self._pending, reduce)
+                self.adversary.apply_gradient(self._pending, _mean_over_processes(trainer))
                 self._pending = None
         return loss
 
@@ -280,9 +284,7 @@ class UnlearningHooks(StageHooks):
     def _move_trigger(self, trainer, model, inputs) -> None:
         """The trigger's own steps against the current weights, once per optimiser step."""
         plain = trainer.accelerator.unwrap_model(model)
-        reduce = None
-        if trainer.accelerator.num_processes > 1:
-            reduce = lambda grad: trainer.accelerator.reduce(grad, reduction="mean")  # noqa: E731
+        reduce = _mean_over_processes(trainer)
         for _ in range(self.config.soft_trigger_steps):
             self.adversary.step(plain, inputs, reduce, position=self._position)
 
