@@ -78,10 +78,10 @@ class SoftTrigger:
         embeddings = _embedding_layer(model)(inputs["input_ids"])
         mask = inputs["attention_mask"]
         types = inputs.get("token_type_ids")
-        picked = (embeddings, mask, types) if rows is None else (embeddings[rows], mask[rows], None)
-        if rows is not None and types is not None:
-            picked = (picked[0], picked[1], types[rows])
-        chosen, chosen_mask, chosen_types = picked
+        chosen, chosen_mask, chosen_types = embeddings, mask, types
+        if rows is not None:
+            chosen, chosen_mask = embeddings[rows], mask[rows]
+            chosen_types = None if types is None else types[rows]
         batch, width, at = chosen.shape[0], self.length, position
         block = vectors.to(chosen.dtype)
         block = block.unsqueeze(0).expand(batch, -1, -1) if block.dim() == 2 else block

@@ -7,13 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DATA_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import cost  # noqa: E402
 
 
-def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(tiny_victims, tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_cost(tiny_victims, monkeypatch):
+    """bench/cost.py on the tiny word victim (300 clean rows), each run in this process."""
     folder, _ = tiny_victims["t1"]
     monkeypatch.setitem(cost.VICTIMS, "tiny-word-t1", ("sst2", [Path(folder)]))
     monkeypatch.setattr(cost, "CLEAN_ROWS", 300)
@@ -22,6 +25,9 @@ def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(ti
         "measure",
         lambda name, mode, data_dir, count=False, overrides=None: cost.run_one(name, mode, data_dir, count, overrides),
     )
+
+
+def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(tiny_cost, tmp_path):
     results = tmp_path / "cost.json"
     cost.main(["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results), "--flops"])
     (record,) = json.loads(results.read_text())
@@ -37,17 +43,9 @@ def test_cost_runs_the_plain_fine_tune_and_the_defense_and_writes_their_ratio(ti
     assert all(v > 0 for stages in flops.values() for v in stages.values()) and record["flop_ratio"] > 1
 
 
-def test_set_changes_the_defense_alone_and_the_table_names_it(tiny_victims, tmp_path, monkeypatch):
+def test_set_changes_the_defense_alone_and_the_table_names_it(tiny_cost, tmp_path):
     """``--set removal_config.step_budget=finetune``: the defense's purification takes a plain fine-tune's steps
     (its set holds the rows and their triggered copies), the baseline is untouched, and the row says so."""
-    folder, _ = tiny_victims["t1"]
-    monkeypatch.setitem(cost.VICTIMS, "tiny-word-t1", ("sst2", [Path(folder)]))
-    monkeypatch.setattr(cost, "CLEAN_ROWS", 300)
-    monkeypatch.setattr(
-        cost,
-        "measure",
-        lambda name, mode, data_dir, count=False, overrides=None: cost.run_one(name, mode, data_dir, count, overrides),
-    )
     results = tmp_path / "cost.json"
     argv = ["--only", "tiny-word-t1", "--data_dir", str(DATA_DIR), "--results", str(results)]
     cost.main([*argv, "--set", "removal_config.step_budget=finetune"])
